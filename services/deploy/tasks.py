@@ -1,0 +1,42 @@
+"""deploy.run: register an immutable model version and move `production` when the gate passed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from services.deploy.promotion import already_promoted, version_meta
+from shared.config import Settings, load_settings
+from shared.messaging import create_celery
+from shared.registry import move_alias, register_version
+from shared.stage import StageContext, register_stage
+from shared.storage import Store
+
+
+def deploy(ctx: StageContext) -> dict[str, Any]:
+    """Register the trained model; promote it if it beat production."""
+    evaluation = ctx.upstream("evaluate")
+    meta = version_meta(
+        ingest=ctx.upstream("ingest"), train=ctx.upstream("train"), evaluation=evaluation,
+        signature=ctx.store.get_json(ctx.key("signature.json", "preprocess")),
+        source=ctx.run["source"]["key"],
+    )
+    model = ctx.store.get_bytes(ctx.key("model.skops", "train"))
+    record = register_version(ctx.store, ctx.pipeline, run_id=ctx.run_id, model=model, meta=meta)
+    promoted = bool(evaluation["gate"]["passed"])
+    if promoted and not already_promoted(ctx.store, ctx.pipeline, ctx.run_id):
+        move_alias(ctx.store, ctx.pipeline, record["version"], run_id=ctx.run_id,
+                   reason=evaluation["gate"]["reason"])
+    ctx.log.info("registered v%s (promoted: %s)", record["version"], promoted)
+    return {"version": record["version"], "promoted": promoted,
+            "reason": evaluation["gate"]["reason"]}
+
+
+def create_worker(settings: Settings | None = None) -> Celery:
+    """The deploy worker's Celery app with its task registered."""
+    settings = settings or load_settings()
+    app = create_celery(settings, "deploy")
+    register_stage(app, stage="deploy", store=Store.from_settings(settings), settings=settings,
+                   work=deploy)
+    return app

@@ -1,0 +1,5 @@
+"""Entry point for `celery -A services.deploy.worker worker -Q deploy`."""
+
+from services.deploy.tasks import create_worker
+
+app = create_worker()

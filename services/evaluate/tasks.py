@@ -1,0 +1,62 @@
+"""evaluate.run: score the candidate and the production model on the same test split, decide the gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from services.evaluate.metrics import decide, evaluate_model
+from shared.artifacts import load_model
+from shared.config import Settings, load_settings
+from shared.messaging import create_celery
+from shared.registry import get_alias, load_version
+from shared.stage import StageContext, register_stage
+from shared.storage import Store
+
+
+def evaluate(ctx: StageContext) -> dict[str, Any]:
+    """Write the evaluation report and the gate decision."""
+    spec = ctx.spec()
+    assert spec.target and spec.task and spec.metric
+    test = ctx.store.get_frame(ctx.key("test.parquet", "preprocess"))
+    X, y = test.drop(columns=[spec.target]), test[spec.target]
+    classes = ctx.upstream("train").get("classes")
+    candidate = load_model(ctx.store.get_bytes(ctx.key("model.skops", "train")))
+    metrics = evaluate_model(candidate, X=X, y=y, task=spec.task, classes=classes)
+    champion_version, champion_metrics, note = _score_champion(ctx, X=X, y=y, classes=classes)
+    gate = decide(candidate=metrics, champion=champion_metrics, metric=spec.metric,
+                  min_improvement=spec.gate.min_improvement)
+    if note:
+        gate["reason"] = f"{gate['reason']} ({note})"
+    report = {"metrics": metrics, "champion_version": champion_version,
+              "champion_metrics": champion_metrics, "gate": gate, "test_rows": len(test)}
+    ctx.store.put_json(ctx.key("report.json"), report)
+    return {**report, "outputs": ["report.json"]}
+
+
+def _score_champion(ctx: StageContext, *, X: Any, y: Any,
+                    classes: list[Any] | None) -> tuple[int | None, dict[str, Any] | None, str]:
+    """The production model's metrics on this test split, or why there are none."""
+    alias = get_alias(ctx.store, ctx.pipeline)
+    if alias is None:
+        return None, None, ""
+    record, data = load_version(ctx.store, ctx.pipeline, alias["version"])
+    if record.get("task") != ctx.spec().task:
+        return alias["version"], None, f"production v{alias['version']} solves another task"
+    try:
+        champion = load_model(data)
+        metrics = evaluate_model(champion, X=X, y=y, task=record["task"], classes=classes)
+    except Exception as exc:  # a champion trained on other columns cannot score this split
+        ctx.log.warning("production model cannot score this test split: %s", exc)
+        return alias["version"], None, f"production v{alias['version']} cannot score this data: {exc}"
+    return alias["version"], metrics, ""
+
+
+def create_worker(settings: Settings | None = None) -> Celery:
+    """The evaluate worker's Celery app with its task registered."""
+    settings = settings or load_settings()
+    app = create_celery(settings, "evaluate")
+    register_stage(app, stage="evaluate", store=Store.from_settings(settings), settings=settings,
+                   work=evaluate)
+    return app

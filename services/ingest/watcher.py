@@ -1,0 +1,127 @@
+"""The watcher: every new object under `incoming/<pipeline>/` starts exactly one run."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import uuid
+import redis
+from celery import Celery
+
+from shared.config import Settings, load_settings
+from shared.errors import CauceError, DataError, NotFound
+from shared.ids import new_run_id
+from shared.messaging import create_celery
+from shared.messages import RunStage
+from shared.pipeline import STAGES, TASKS
+from shared.runs import create_run
+from shared.storage import ObjectInfo, Store, check_name
+
+log = logging.getLogger(__name__)
+
+LEDGER = "cauce:ledger:incoming"
+SENT = "cauce:ledger:started"
+LOCK = "cauce:watcher:lock"
+PREFIX = "incoming/"
+
+
+def pipeline_of(key: str) -> str | None:
+    """The pipeline a dropped key belongs to, or None for keys that are not drops."""
+    parts = key[len(PREFIX):].split("/")
+    if len(parts) < 2 or not parts[-1] or parts[-1].startswith("."):
+        return None  # a folder marker, a hidden file or a file directly under incoming/
+    try:
+        return check_name(parts[0])
+    except DataError:
+        log.warning("ignoring %s: %r is not a valid pipeline name", key, parts[0])
+        return None
+
+
+class Watcher:
+    """Turns drops into runs, recording each (key, ETag, time) once in a Redis ledger."""
+
+    def __init__(self, *, store: Store, broker: redis.Redis, app: Celery) -> None:
+        self.store = store
+        self.broker = broker
+        self.app = app
+        self.seen: set[str] = set()
+
+    def scan(self) -> list[str]:
+        """Look at `incoming/` once; return the ids of the runs started."""
+        started = []
+        for item in self.store.list_objects(PREFIX):
+            entry = f"{item.key}|{item.etag}|{item.modified}"
+            if entry in self.seen:
+                continue
+            pipeline = pipeline_of(item.key)
+            run_id = self._start(item, entry, pipeline) if pipeline else None
+            if run_id is not None:
+                started.append(run_id)
+            self.seen.add(entry)
+        return started
+
+    def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
+        """Start the run for one drop unless the ledger shows it was started already."""
+        self.broker.hsetnx(LEDGER, entry, new_run_id())
+        run_id = self.broker.hget(LEDGER, entry).decode()
+        if self.broker.sismember(SENT, run_id):
+            return None
+        # Claimed but maybe not started (a watcher died here): both steps below are idempotent.
+        create_run(self.store, run_id=run_id, pipeline=pipeline, spec_text=self._spec(pipeline),
+                   source={"key": item.key, "etag": item.etag, "size": item.size,
+                           "modified": item.modified})
+        message = RunStage(run_id=run_id, pipeline=pipeline)
+        self.app.send_task(TASKS[STAGES[0]], kwargs=message.model_dump(), queue=STAGES[0])
+        self.broker.sadd(SENT, run_id)
+        log.info("run %s started for %s", run_id, item.key)
+        return run_id
+
+    def _spec(self, pipeline: str) -> str | None:
+        """The pipeline's spec text at the moment of the drop (snapshotted into the run)."""
+        try:
+            return self.store.get_bytes(f"pipelines/{pipeline}.yaml").decode("utf-8", "replace")
+        except NotFound:
+            return None
+
+
+def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:
+    """Take or renew the single-active-watcher lock."""
+    if broker.set(LOCK, token, nx=True, px=int(seconds * 1000)):
+        return True
+    if broker.get(LOCK) == token.encode():
+        broker.pexpire(LOCK, int(seconds * 1000))
+        return True
+    return False
+
+
+def watch(settings: Settings, stop: threading.Event) -> None:
+    """Scan `incoming/` until `stop` is set; only the lock holder scans."""
+    store = Store.from_settings(settings)
+    broker = redis.Redis.from_url(settings.broker_url)
+    watcher = Watcher(store=store, broker=broker, app=create_celery(settings, "watcher"))
+    token = uuid.uuid4().hex
+    store_ready = False
+    while not stop.is_set():
+        try:
+            if not store_ready:
+                store.ensure_bucket()
+                store_ready = True
+            if hold_lock(broker, token, seconds=max(10.0, 5 * settings.watch_poll_seconds)):
+                watcher.scan()
+        except (CauceError, redis.RedisError, OSError) as exc:
+            log.warning("watcher: %s; trying again", exc)
+        stop.wait(settings.watch_poll_seconds)
+
+
+def main() -> None:
+    """Run the watcher until SIGTERM or SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    watch(load_settings(), stop)
+
+
+if __name__ == "__main__":
+    main()

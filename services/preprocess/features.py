@@ -1,0 +1,123 @@
+"""Split a validated table and build the feature transformer that every candidate model shares."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from shared.errors import DataError, SpecError
+from shared.signature import coerce_frame, input_signature
+
+__all__ = ["build_transformer", "coerce_frame", "input_signature", "split_frame"]
+
+# One row each for train, validation and test is the least a class needs to appear in all three.
+MIN_ROWS_PER_CLASS = 3
+# Beyond this many categories one-hot columns swamp the numbers; ordinal codes stay one column.
+ONE_HOT_MAX_CATEGORIES = 20
+
+
+def _check_fractions(test: float, validation: float) -> None:
+    for field, value in (("test", test), ("validation", validation)):
+        if not 0 < value < 1:
+            raise SpecError(f"split {field} must be between 0 and 1, got {value}", field=field)
+    if test + validation >= 1:
+        raise SpecError(
+            f"split test + validation is {test + validation:g}; it must stay below 1 "
+            "so that rows remain for training",
+            field="validation",
+        )
+
+
+def _check_classes(y: pd.Series) -> None:
+    counts = y.value_counts()
+    small = counts[counts < MIN_ROWS_PER_CLASS]
+    if len(small):
+        label, count = small.index[0], int(small.iloc[0])
+        raise DataError(
+            f"class {label!r} of target {y.name!r} has only {count} row(s); a stratified "
+            f"train/validation/test split needs at least {MIN_ROWS_PER_CLASS} per class: "
+            "add rows for it or remove that class",
+            field=str(y.name),
+        )
+
+
+def _split(
+    df: pd.DataFrame, *, size: float, seed: int, stratify: pd.Series | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    try:
+        rest, held = train_test_split(df, test_size=size, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise DataError(
+            f"cannot split {len(df)} rows with a {size:.0%} hold-out ({exc}); "
+            "add rows or raise the test/validation fractions",
+        ) from exc
+    return rest, held
+
+
+def split_frame(
+    df: pd.DataFrame, *, target: str, task: str, test: float, validation: float, seed: int
+) -> dict[str, pd.DataFrame]:
+    """Split rows into train, validation and test fractions, stratified on the target for classes."""
+    _check_fractions(test, validation)
+    classify = task == "classification"
+    if classify:
+        _check_classes(df[target])
+    rest, test_df = _split(df, size=test, seed=seed, stratify=df[target] if classify else None)
+    # The validation fraction is of the whole table, so rescale it to what is left after test.
+    share = validation / (1 - test)
+    strata = rest[target] if classify else None
+    train_df, val_df = _split(rest, size=share, seed=seed, stratify=strata)
+    return {"train": train_df, "validation": val_df, "test": test_df}
+
+
+def _is_categorical(column: pd.Series) -> bool:
+    dtype = column.dtype
+    return bool(
+        pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+    )
+
+
+def _categorical_pipeline(encoder: OneHotEncoder | OrdinalEncoder) -> Pipeline:
+    imputer = SimpleImputer(strategy="most_frequent", keep_empty_features=True)
+    return Pipeline([("impute", imputer), ("encode", encoder)])
+
+
+def build_transformer(X: pd.DataFrame) -> ColumnTransformer:
+    """Build an unfitted transformer: median+scale for numbers, impute+encode for categories.
+
+    Gaps must be NaN, as read_table and coerce_frame give them; the imputers skip None.
+    """
+    numeric, few, many = [], [], []
+    for name in X.columns:
+        column = X[name]
+        if _is_categorical(column):
+            wide = column.nunique(dropna=True) > ONE_HOT_MAX_CATEGORIES
+            (many if wide else few).append(str(name))
+        elif pd.api.types.is_numeric_dtype(column.dtype):
+            numeric.append(str(name))
+    # Datetimes and other exotic columns fall to remainder="drop" rather than being guessed at.
+    steps: list[tuple[str, Pipeline, list[str]]] = []
+    if numeric:
+        impute = SimpleImputer(strategy="median", keep_empty_features=True)
+        steps.append(
+            ("numeric", Pipeline([("impute", impute), ("scale", StandardScaler())]), numeric)
+        )
+    if few:
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        steps.append(("onehot", _categorical_pipeline(onehot), few))
+    if many:
+        ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        steps.append(("ordinal", _categorical_pipeline(ordinal), many))
+    if not steps:
+        raise DataError(
+            "no usable feature columns: features must be numbers, booleans or text; "
+            "add such a column to the table",
+        )
+    return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)

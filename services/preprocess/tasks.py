@@ -1,0 +1,44 @@
+"""preprocess.run: split the table and fit the feature transformer on the training split only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from services.preprocess.features import build_transformer, split_frame
+from shared.artifacts import dump_model
+from shared.config import Settings, load_settings
+from shared.messaging import create_celery
+from shared.signature import input_signature
+from shared.stage import StageContext, register_stage
+from shared.storage import Store
+
+
+def preprocess(ctx: StageContext) -> dict[str, Any]:
+    """Write the train, validation and test splits, the fitted transformer and the input signature."""
+    spec = ctx.spec()
+    assert spec.target is not None and spec.task is not None
+    frame = ctx.store.get_frame(ctx.key("data.parquet", "ingest"))
+    parts = split_frame(frame, target=spec.target, task=spec.task, test=spec.split.test,
+                        validation=spec.split.validation, seed=spec.split.seed)
+    for name, part in parts.items():
+        ctx.store.put_frame(ctx.key(f"{name}.parquet"), part)
+    features = parts["train"].drop(columns=[spec.target])
+    transformer = build_transformer(features).fit(features)
+    ctx.store.put_bytes(ctx.key("transformer.skops"), dump_model(transformer))
+    ctx.store.put_json(ctx.key("signature.json"), input_signature(features))
+    return {
+        "rows": {name: len(part) for name, part in parts.items()},
+        "features": len(features.columns),
+        "outputs": [*(f"{name}.parquet" for name in parts), "transformer.skops", "signature.json"],
+    }
+
+
+def create_worker(settings: Settings | None = None) -> Celery:
+    """The preprocess worker's Celery app with its task registered."""
+    settings = settings or load_settings()
+    app = create_celery(settings, "preprocess")
+    register_stage(app, stage="preprocess", store=Store.from_settings(settings),
+                   settings=settings, work=preprocess)
+    return app

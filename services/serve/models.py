@@ -1,0 +1,165 @@
+"""The models a replica serves: loaded, verified and warmed, then swapped in whole."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from services.serve.predict import check, empty_row, predict, typical_row
+from shared.errors import CauceError, NotFound, RequestError, TransientError
+from shared.ids import now
+from shared.registry import get_alias, list_pipelines, load_version
+from shared.storage import Store
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One pipeline's production model as a replica holds it; never changed once built."""
+
+    pipeline: str
+    version: int
+    record: MappingProxyType[str, Any]
+    estimator: Any
+    signature: tuple[dict[str, str], ...]
+    loaded: str = field(default_factory=now)
+
+    @property
+    def task(self) -> str:
+        """classification or regression."""
+        return str(self.record.get("task", "regression"))
+
+    @property
+    def columns(self) -> list[str]:
+        """The input column names, in signature order."""
+        return [spec["name"] for spec in self.signature]
+
+
+def build_model(store: Store, pipeline: str, version: int, loader: Loader) -> LoadedModel:
+    """Load a version (sha256 checked), check its signature and warm it with one prediction."""
+    record, data = load_version(store, pipeline, version)
+    signature = tuple(dict(spec) for spec in record["signature"]["inputs"])
+    model = LoadedModel(pipeline, version, MappingProxyType(dict(record)), loader(data),
+                        signature)
+    warm(model)
+    return model
+
+
+def warm(model: LoadedModel) -> None:
+    """Score one all-missing row (or, if the model refuses gaps, one row of zeros)."""
+    signature = list(model.signature)
+    try:
+        predict(model.estimator, check(empty_row(signature), signature), task=model.task)
+    except RequestError:
+        log.info("model %s v%s refuses missing values; warming with zeros", model.pipeline,
+                 model.version)
+        predict(model.estimator, check(typical_row(signature), signature), task=model.task)
+
+
+class ModelCache:
+    """Thread-safe map of pipeline -> LoadedModel, refreshed from the production aliases."""
+
+    def __init__(self, store: Store, *, loader: Loader) -> None:
+        self.store = store
+        self.loader = loader
+        self._models: dict[str, LoadedModel] = {}  # replaced whole, never mutated in place
+        self._deployed: frozenset[str] = frozenset()
+        self._reached = False
+        self._errors: dict[str, str] = {}
+        self._broken: dict[str, int] = {}  # versions that failed for good: not retried each poll
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def get(self, pipeline: str) -> LoadedModel:
+        """The model serving `pipeline`; NotFound when none is loaded."""
+        model = self._models.get(pipeline)
+        if model is None:
+            raise NotFound(pipeline)
+        return model
+
+    def models(self) -> dict[str, LoadedModel]:
+        """A consistent snapshot of every loaded model."""
+        return dict(self._models)
+
+    def status(self) -> dict[str, Any]:
+        """Readiness: the registry was reached and every deployed pipeline has its model."""
+        models, deployed = self._models, self._deployed
+        missing = sorted(deployed - set(models))
+        return {"ready": self._reached and not missing,
+                "registry_reached": self._reached,
+                "models": {name: model.version for name, model in sorted(models.items())},
+                "missing": missing, "errors": dict(self._errors)}
+
+    def refresh(self) -> dict[str, int]:
+        """Load every production version that differs from the loaded one; keep old ones on error."""
+        with self._refresh_lock:
+            try:
+                wanted = self._wanted()
+            except CauceError as exc:
+                log.warning("model refresh could not read the registry: %s", exc)
+                return {name: model.version for name, model in self._models.items()}
+            current = self._models
+            updated = {name: model for name, model in current.items() if name in wanted}
+            for pipeline, version in wanted.items():
+                stale = pipeline not in current or current[pipeline].version != version
+                if stale and self._broken.get(pipeline) != version:
+                    loaded = self._load(pipeline, version)
+                    if loaded is not None:
+                        updated[pipeline] = loaded
+            self._models = updated  # one reference swap: readers see the old map or the new
+            self._deployed, self._reached = frozenset(wanted), True
+            return {name: model.version for name, model in updated.items()}
+
+    def _wanted(self) -> dict[str, int]:
+        """Each pipeline's production version, read from its alias."""
+        wanted: dict[str, int] = {}
+        for pipeline in list_pipelines(self.store):
+            pointer = get_alias(self.store, pipeline, "production")
+            if pointer is not None:
+                wanted[pipeline] = int(pointer["version"])
+        return wanted
+
+    def _load(self, pipeline: str, version: int) -> LoadedModel | None:
+        try:
+            model = build_model(self.store, pipeline, version, self.loader)
+        except Exception as exc:  # a broken version must never take down the serving one
+            log.exception("could not load model %s v%s; the previous model keeps serving",
+                          pipeline, version)
+            self._errors = {**self._errors, pipeline: f"v{version}: {exc}"}
+            if not isinstance(exc, TransientError):
+                self._broken[pipeline] = version
+            return None
+        self._errors = {k: v for k, v in self._errors.items() if k != pipeline}
+        log.info("serving model %s v%s", pipeline, version)
+        return model
+
+    def start(self, interval: float) -> None:
+        """Refresh now and then every `interval` seconds on a daemon thread."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._poll, args=(interval,),
+                                        name="cauce-model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the poller (tests; a daemon thread otherwise ends with the process)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _poll(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # keep polling whatever happened this round
+                log.exception("model refresh failed")
+            self._stop.wait(interval)

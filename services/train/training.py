@@ -1,0 +1,257 @@
+"""Candidate estimators, their search spaces, and the trials that tune and fit them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+
+from shared.errors import DataError, SpecError
+from shared.scoring import align_proba, get_metric, is_better, score
+
+DISTRIBUTIONS = ("loguniform", "uniform", "int")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An estimator factory, the fixed settings it always gets, and its default search space."""
+
+    factory: Callable[..., BaseEstimator]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, Any] = field(default_factory=dict)
+
+
+# Fixed settings keep trials reproducible (random_state) and polite on shared workers (n_jobs=1).
+_FOREST = {"n_estimators": 100, "n_jobs": 1, "random_state": 0}
+_FOREST_SPACE = {"max_depth": [None, 6, 12], "min_samples_leaf": [1, 3, 10]}
+_BOOSTING = {"max_iter": 100, "random_state": 0}
+_BOOSTING_SPACE = {"learning_rate": {"loguniform": [0.03, 0.3]}, "max_leaf_nodes": {"int": [8, 48]}}
+
+CANDIDATES: dict[str, dict[str, Candidate]] = {
+    "classification": {
+        "logistic_regression": Candidate(
+            LogisticRegression, {"max_iter": 1000}, {"C": {"loguniform": [0.01, 100.0]}}
+        ),
+        "random_forest": Candidate(RandomForestClassifier, _FOREST, _FOREST_SPACE),
+        "hist_gradient_boosting": Candidate(
+            HistGradientBoostingClassifier, _BOOSTING, _BOOSTING_SPACE
+        ),
+    },
+    "regression": {
+        "ridge": Candidate(Ridge, {}, {"alpha": {"loguniform": [0.01, 100.0]}}),
+        "random_forest": Candidate(RandomForestRegressor, _FOREST, _FOREST_SPACE),
+        "hist_gradient_boosting": Candidate(
+            HistGradientBoostingRegressor, _BOOSTING, _BOOSTING_SPACE
+        ),
+    },
+}
+ESTIMATORS: dict[str, tuple[str, ...]] = {task: tuple(c) for task, c in CANDIDATES.items()}
+DEFAULT_TRIALS = 4
+
+
+def default_candidates(task: str) -> list[tuple[str, dict[str, Any]]]:
+    """Return every candidate for `task` with its default search space, ready for `tune`."""
+    return [(name, dict(c.space)) for name, c in _candidates(task).items()]
+
+
+def _candidates(task: str) -> dict[str, Candidate]:
+    if task not in CANDIDATES:
+        raise SpecError(f"task must be one of {', '.join(CANDIDATES)}, got {task!r}", field="task")
+    return CANDIDATES[task]
+
+
+def _check_range(name: str, kind: str, bounds: Any) -> tuple[float, float]:
+    ok = isinstance(bounds, list | tuple) and len(bounds) == 2
+    if ok and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
+        lo, hi = float(bounds[0]), float(bounds[1])
+        if lo <= hi and (kind != "loguniform" or lo > 0):
+            return lo, hi
+    raise SpecError(
+        f"search space {name!r}: {kind} needs [low, high] with low <= high"
+        + (" and low > 0" if kind == "loguniform" else "")
+        + f", got {bounds!r}",
+        field=name,
+    )
+
+
+def _check_space(space: dict[str, Any]) -> None:
+    for name, spec in space.items():
+        if isinstance(spec, list) and spec:
+            continue
+        if isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in DISTRIBUTIONS:
+            kind, bounds = next(iter(spec.items()))
+            _check_range(name, kind, bounds)
+            continue
+        raise SpecError(
+            f"search space {name!r} must be a non-empty list of choices or one of "
+            f"{{loguniform|uniform|int: [low, high]}}, got {spec!r}",
+            field=name,
+        )
+
+
+def _draw(spec: Any, rng: np.random.Generator) -> Any:
+    if isinstance(spec, list):
+        return spec[int(rng.integers(len(spec)))]
+    kind, (lo, hi) = next(iter(spec.items()))
+    if kind == "int":
+        return int(rng.integers(int(lo), int(hi) + 1))
+    if kind == "loguniform":
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return float(rng.uniform(lo, hi))
+
+
+def sample_params(space: dict[str, Any], *, trials: int, seed: int) -> list[dict[str, Any]]:
+    """List parameter sets: the whole grid when it fits in `trials`, else seeded random draws."""
+    _check_space(space)
+    if trials < 1:
+        raise SpecError(f"trials must be at least 1, got {trials}", field="trials")
+    names = list(space)
+    if all(isinstance(spec, list) for spec in space.values()):
+        grid = list(itertools.product(*space.values()))
+        if len(grid) <= trials:
+            return [dict(zip(names, values, strict=True)) for values in grid]
+    rng = np.random.default_rng(seed)
+    points: dict[str, dict[str, Any]] = {}
+    # Small discrete spaces repeat draws; a bounded number of attempts keeps this from spinning.
+    for _ in range(trials * 20):
+        point = {name: _draw(space[name], rng) for name in names}
+        points.setdefault(json.dumps(point, sort_keys=True, default=str), point)
+        if len(points) == trials:
+            break
+    return list(points.values())
+
+
+def make_estimator(task: str, name: str, params: dict[str, Any]) -> BaseEstimator:
+    """Build an unfitted estimator, raising SpecError for an unknown name or parameter."""
+    candidates = _candidates(task)
+    if name not in candidates:
+        raise SpecError(
+            f"unknown {task} estimator {name!r}; choose one of {', '.join(candidates)}",
+            field="estimator",
+        )
+    candidate = candidates[name]
+    estimator = candidate.factory(**candidate.fixed)
+    known = estimator.get_params(deep=False)
+    for param in params:
+        if param not in known:
+            raise SpecError(
+                f"{name} has no parameter {param!r}; known parameters: {', '.join(sorted(known))}",
+                field=f"{name}.{param}",
+            )
+    return estimator.set_params(**params)
+
+
+def _trial_score(
+    model: Any, *, X_val: Any, y_val: Any, metric: str, classes: Sequence[Any] | None
+) -> float:
+    proba = None
+    if get_metric(metric).needs_proba:
+        raw = model.predict_proba(X_val)
+        proba = align_proba(
+            raw,
+            model_classes=model.classes_,
+            classes=model.classes_ if classes is None else classes,
+        )
+    value = score(metric, y_true=y_val, y_pred=model.predict(X_val), proba=proba, classes=classes)
+    if not math.isfinite(value):
+        raise ValueError(f"{metric} came out as {value}")
+    return value
+
+
+def run_trial(
+    *,
+    task: str,
+    estimator: str,
+    params: dict[str, Any],
+    X_train: Any,
+    y_train: Any,
+    X_val: Any,
+    y_val: Any,
+    metric: str,
+    classes: Sequence[Any] | None,
+) -> dict[str, Any]:
+    """Fit one candidate on transformed train features and score it on validation; never raises on a failed fit."""
+    model = make_estimator(task, estimator, params)
+    started = time.perf_counter()
+    result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
+    try:
+        model.fit(X_train, y_train)
+        value = _trial_score(model, X_val=X_val, y_val=y_val, metric=metric, classes=classes)
+        result.update(score=value, state="succeeded", error=None)
+    except Exception as exc:  # noqa: BLE001 - any fit failure is this trial's outcome, not a crash
+        result.update(score=None, state="failed", error=f"{type(exc).__name__}: {exc}")
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def tune(
+    candidates: list[tuple[str, dict[str, Any]]],
+    *,
+    task: str,
+    trials_per_candidate: int,
+    seed: int,
+    X_train: Any,
+    y_train: Any,
+    X_val: Any,
+    y_val: Any,
+    metric: str,
+    classes: Sequence[Any] | None,
+) -> list[dict[str, Any]]:
+    """Run every sampled trial of every candidate in turn and return all results."""
+    results = []
+    data = {"X_train": X_train, "y_train": y_train, "X_val": X_val, "y_val": y_val}
+    for name, space in candidates:
+        make_estimator(task, name, {})  # fail fast on an unknown name before any fitting
+        for params in sample_params(space, trials=trials_per_candidate, seed=seed):
+            trial = run_trial(
+                task=task, estimator=name, params=params, metric=metric, classes=classes, **data
+            )
+            results.append(trial)
+    return results
+
+
+def best_trial(trials: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Return the best succeeded trial for `metric`; raise DataError when none succeeded."""
+    succeeded = [t for t in trials if t.get("state") == "succeeded"]
+    if not succeeded:
+        first = trials[0]["error"] if trials else "no trials were run"
+        raise DataError(
+            f"every training trial failed; the first error was: {first}. "
+            "Check the search space values in the pipeline spec",
+            field="train",
+        )
+    best = succeeded[0]
+    for trial in succeeded[1:]:
+        if is_better(metric, trial["score"], best["score"]):
+            best = trial
+    return best
+
+
+def fit_model(
+    *,
+    transformer: ColumnTransformer,
+    task: str,
+    estimator: str,
+    params: dict[str, Any],
+    X: Any,
+    y: Any,
+) -> Pipeline:
+    """Fit the chosen estimator on already-fitted features and join both into one Pipeline."""
+    model = make_estimator(task, estimator, params).fit(transformer.transform(X), y)
+    return Pipeline([("features", transformer), ("model", model)])

@@ -1,0 +1,5 @@
+"""Entry point for `celery -A services.train.worker worker -Q train`."""
+
+from services.train.tasks import create_worker
+
+app = create_worker()

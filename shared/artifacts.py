@@ -1,0 +1,88 @@
+"""Model files as skops archives: only the types our pipelines are made of may be saved or loaded."""
+
+from __future__ import annotations
+
+import zipfile
+from typing import Any
+
+import skops.io as sio
+
+from shared.errors import DataError
+
+# Every type found in fitted pipelines of each training candidate (numeric, one-hot, ordinal,
+# boolean and category columns; binary, multiclass and regression targets; small data and data
+# large enough for early stopping), read from the skops schema of real dumps. skops already
+# trusts most of these by default; naming them all keeps us safe if that default ever narrows.
+# Regenerate by dumping such pipelines and listing the classes in their schema.json.
+ALLOWED_TYPES: tuple[str, ...] = (
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "numpy.random._generator.Generator",
+    "numpy.uint64",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfMultinomialLoss",
+    "sklearn._loss._loss.CyHalfSquaredError",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._encoders.OrdinalEncoder",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._tree.Tree",
+)
+
+
+def _disallowed(data: bytes) -> list[str]:
+    return sorted(set(sio.get_untrusted_types(data=data)) - set(ALLOWED_TYPES))
+
+
+def dump_model(obj: Any) -> bytes:
+    """Serialise a fitted pipeline with skops, refusing any type outside ALLOWED_TYPES."""
+    data = sio.dumps(obj)
+    refused = _disallowed(data)
+    if refused:
+        raise ValueError(
+            f"refusing to save a model containing types outside the allow-list: "
+            f"{', '.join(refused)}; add them to shared.artifacts.ALLOWED_TYPES only after review"
+        )
+    return data
+
+
+def load_model(data: bytes) -> Any:
+    """Load a skops model archive, raising DataError if it is not one or holds unknown types."""
+    if not data:
+        raise DataError("the model file is empty; retrain to produce a new one", field="model")
+    try:
+        refused = _disallowed(data)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise DataError(
+            f"the model file is not a skops archive ({exc}); retrain to produce a new one",
+            field="model",
+        ) from exc
+    if refused:
+        raise DataError(
+            f"the model file contains types that are not trusted: {', '.join(refused)}; "
+            "it was not produced by cauce's training, so it will not be loaded",
+            field="model",
+        )
+    return sio.loads(data, trusted=list(ALLOWED_TYPES))

@@ -1,0 +1,251 @@
+"""The `cauce` command: run the local stack, submit data, follow runs, list models, ask for predictions."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+
+from shared import stack
+from shared.config import Settings, load_settings
+from shared.errors import CauceError, NotFound
+from shared.registry import get_alias, list_pipelines, list_versions
+from shared.runs import describe_run, list_runs
+from shared.storage import Store
+from shared.submit import find_run, submit_file, wait_for_run
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _store() -> Store:
+    return Store.from_settings(_settings())
+
+
+def _emit(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group()
+def main() -> None:
+    """cauce: portable, event-driven machine-learning pipelines."""
+
+
+@main.command()
+@click.option("--workers", "-w", multiple=True, metavar="STAGE=N",
+              help="Worker processes for a stage, e.g. --workers train=2 (repeatable).")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for health.")
+def up(workers: tuple[str, ...], timeout: float) -> None:
+    """Start the local stack in the background (broker, S3, watcher, workers, prediction service)."""
+    counts = _parse_workers(workers)
+    settings = _settings()
+    stack.up(settings, counts)
+    seen: set[str] = set()
+
+    def progress(processes: list[dict[str, Any]]) -> None:
+        for proc in processes:
+            if proc["healthy"] and proc["name"] not in seen:
+                seen.add(proc["name"])
+                click.echo(f"  {proc['name']} up (pid {proc['pid']})", err=True)
+
+    click.echo(f"starting the stack in {settings.home.resolve()} ...", err=True)
+    processes = stack.wait_healthy(settings.home, timeout=timeout, on_progress=progress)
+    sick = [p["name"] for p in processes if not p["healthy"]]
+    if not processes or sick:
+        raise click.ClickException(f"not healthy after {timeout}s: {', '.join(sick) or 'all'}; "
+                                   f"see {settings.home}/logs/")
+    click.echo(f"stack is up: {len(processes)} processes; predictions at {settings.serve_url}")
+
+
+def _parse_workers(values: tuple[str, ...]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        stage, _, number = value.partition("=")
+        if stage not in stack.STAGES or not number.isdigit() or int(number) < 1:
+            raise click.BadParameter(f"{value!r}: use STAGE=N with STAGE one of "
+                                     f"{', '.join(stack.STAGES)}", param_hint="--workers")
+        counts[stage] = int(number)
+    return counts
+
+
+@main.command()
+def down() -> None:
+    """Stop every process of the local stack (data is kept)."""
+    home = _settings().home
+    click.echo("stopped" if stack.down(home) else "nothing running")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Show each process of the local stack, its pid and whether it is healthy."""
+    processes = stack.status(_settings().home)
+    if as_json:
+        _emit({"running": bool(processes), "processes": processes})
+        return
+    if not processes:
+        click.echo("the stack is not running (start it with: cauce up)")
+    for proc in processes:
+        click.echo(f"{proc['name']:<14} pid {proc['pid']!s:<8} "
+                   f"{'healthy' if proc['healthy'] else 'UNHEALTHY'}  restarts {proc['restarts']}")
+    sys.exit(0 if processes and all(p["healthy"] for p in processes) else 1)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pipeline", "-p", required=True, help="Pipeline name (incoming/<pipeline>/).")
+@click.option("--target", help="Target column; written to pipelines/<pipeline>.yaml first.")
+@click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 if it fails.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def submit(file: Path, pipeline: str, target: str | None, wait: bool, timeout: float,
+           as_json: bool) -> None:
+    """Upload FILE to the drop zone, which starts a run."""
+    store = _store()
+    upload = submit_file(store, file, pipeline=pipeline, target=target)
+    click.echo(f"uploaded s3://{store.bucket}/{upload['key']}", err=True)
+    if not wait:
+        return
+    run_id = _await_run_id(store, upload, timeout=60.0)
+    click.echo(f"run {run_id} started", err=True)
+    view = wait_for_run(store, run_id, timeout=timeout, on_change=_print_progress)
+    _emit(view) if as_json else _print_run(view)
+    if view["state"] != "succeeded":
+        sys.exit(1)
+
+
+def _await_run_id(store: Store, upload: dict[str, Any], *, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_id = find_run(store, key=upload["key"], etag=upload["etag"], after=upload["after"])
+        if run_id:
+            return run_id
+        time.sleep(0.3)
+    raise click.ClickException("no run started within 60s: is the watcher running? (cauce status)")
+
+
+def _print_progress(view: dict[str, Any]) -> None:
+    parts = [f"{s['stage']}:{s['state']}" for s in view["stages"] if s["state"] != "pending"]
+    click.echo(f"  [{view['state']}] " + "  ".join(parts), err=True)
+
+
+def _print_run(view: dict[str, Any]) -> None:
+    click.echo(f"run {view['run_id']}  pipeline {view['pipeline']}  {view['state']}")
+    if view["error"]:
+        click.echo(f"  error: {view['error']}")
+    for stage in view["stages"]:
+        seconds = f"{stage['seconds']:.2f}s" if stage["seconds"] is not None else ""
+        click.echo(f"  {stage['stage']:<11} {stage['state']:<10} {seconds:>8}"
+                   + (f"  {stage['error']}" if stage["error"] else ""))
+    if view.get("best"):
+        best = view["best"]
+        click.echo(f"  best: {best['estimator']} {json.dumps(best['params'])} "
+                   f"(validation {best['score']:.4f})")
+    if view.get("metrics"):
+        shown = {k: v for k, v in view["metrics"].items() if isinstance(v, int | float)}
+        click.echo("  test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+    if view.get("gate"):
+        click.echo(f"  gate: {'passed' if view['gate']['passed'] else 'not passed'} "
+                   f"({view['gate']['reason']})")
+    if view.get("model_version"):
+        click.echo(f"  model: v{view['model_version']}"
+                   + (" -> production" if view.get("promoted") else ""))
+
+
+@main.command()
+@click.option("--pipeline", "-p", help="Only this pipeline's runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (oldest first).")
+def runs(pipeline: str | None, as_json: bool) -> None:
+    """List runs, oldest first."""
+    views = list_runs(_store(), pipeline=pipeline)
+    if as_json:
+        _emit(views)
+        return
+    for view in views:
+        done = sum(1 for s in view["stages"] if s["state"] == "succeeded")
+        click.echo(f"{view['run_id']}  {view['pipeline']:<16} {view['state']:<10} "
+                   f"{done}/{len(view['stages'])} stages  {view['error'] or ''}")
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def run(run_id: str, as_json: bool) -> None:
+    """Show one run: each stage's state, duration and error."""
+    try:
+        view = describe_run(_store(), run_id)
+    except NotFound:
+        raise click.ClickException(f"no run {run_id}") from None
+    _emit(view) if as_json else _print_run(view)
+
+
+@main.command()
+@click.argument("pipeline", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models(pipeline: str | None, as_json: bool) -> None:
+    """List model versions with their aliases and metrics."""
+    store = _store()
+    result = []
+    for name in [pipeline] if pipeline else list_pipelines(store):
+        alias = get_alias(store, name)
+        for version in list_versions(store, name):
+            aliases = ["production"] if alias and alias["version"] == version["version"] else []
+            result.append({"pipeline": name, "version": version["version"], "aliases": aliases,
+                           "estimator": version.get("estimator"), "metric": version.get("metric"),
+                           "metrics": version.get("metrics"), "run_id": version.get("run_id"),
+                           "created": version.get("created")})
+    if as_json:
+        _emit(result)
+        return
+    for item in result:
+        score = (item["metrics"] or {}).get(item["metric"])
+        click.echo(f"{item['pipeline']:<16} v{item['version']:<4} {','.join(item['aliases']):<11} "
+                   f"{item['estimator']:<24} {item['metric']}={score}  run {item['run_id']}")
+
+
+@main.command()
+@click.argument("pipeline")
+@click.option("--data", "-d", required=True,
+              help="JSON (MLflow scoring format or a list of records), or a .json/.csv file.")
+def predict(pipeline: str, data: str) -> None:
+    """Ask the prediction service for predictions."""
+    body = _request_body(data)
+    url = f"{_settings().serve_url}/invocations/{pipeline}"
+    try:
+        response = requests.post(url, json=body, timeout=30)
+    except requests.ConnectionError:
+        raise click.ClickException(f"no prediction service at {url} (cauce up?)") from None
+    _emit(response.json())
+    if response.status_code >= 400:
+        sys.exit(1)
+
+
+def _request_body(data: str) -> Any:
+    path = Path(data)
+    if path.suffix in (".json", ".csv") and path.exists():
+        if path.suffix == ".csv":
+            import pandas as pd
+
+            frame = pd.read_csv(path)
+            return {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+        data = path.read_text()
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON and not a .json/.csv file: {exc}") from None
+    return {"dataframe_records": body} if isinstance(body, list) else body
+
+
+def run_cli() -> None:
+    """Console-script entry point that turns cauce errors into one clear line."""
+    try:
+        main()
+    except CauceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

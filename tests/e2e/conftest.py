@@ -1,0 +1,77 @@
+"""The whole local stack, started through the CLI as a user would, on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import Settings, load_settings
+from shared.servers import free_port
+from shared.storage import Store
+
+CAUCE = str(Path(sys.executable).parent / "cauce")
+
+
+@dataclass
+class Stack:
+    """A running local stack and the means to drive it."""
+
+    home: Path
+    env: dict[str, str]
+    settings: Settings
+    store: Store
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run `cauce ARGS` against this stack."""
+        result = subprocess.run([CAUCE, *args], env=self.env, capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"cauce {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        """Run a `cauce ... --json` command and parse its output."""
+        return json.loads(self.cli(*args, "--json").stdout)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`cauce up` in a fresh CAUCE_HOME with every port free; `cauce down` afterwards."""
+    home = tmp_path_factory.mktemp("cauce-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
+    env.update(
+        CAUCE_HOME=str(home),
+        CAUCE_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
+        CAUCE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port(also_free_at=10000)}",
+        CAUCE_SERVE_PORT=str(free_port()),
+        CAUCE_SERVE_POLL_SECONDS="0.5",
+        CAUCE_WATCH_POLL_SECONDS="0.3",
+        CAUCE_MAX_UPLOAD_BYTES=str(2 * 1024 * 1024),
+    )
+    up = subprocess.run([CAUCE, "up", "--workers", "train=2"], env=env, capture_output=True,
+                        text=True, timeout=300)
+    try:
+        assert up.returncode == 0, f"cauce up failed:\n{up.stdout}\n{up.stderr}"
+        settings = _settings(env)
+        yield Stack(home, env, settings, Store.from_settings(settings))
+    finally:
+        subprocess.run([CAUCE, "down"], env=env, capture_output=True, timeout=120)
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,0 +1,55 @@
+"""The watcher against real S3 and Redis: one run per drop, also across restarts and re-scans."""
+
+from __future__ import annotations
+
+import redis
+
+from services.ingest.watcher import Watcher
+from shared.config import Settings
+from shared.messaging import create_celery
+from shared.runs import list_runs
+from shared.storage import Store
+
+
+def _watcher(settings: Settings, store: Store) -> Watcher:
+    broker = redis.Redis.from_url(settings.broker_url)
+    return Watcher(store=store, broker=broker, app=create_celery(settings, "test-watcher"))
+
+
+def _queued(settings: Settings) -> int:
+    return int(redis.Redis.from_url(settings.broker_url).llen("ingest"))
+
+
+def test_each_drop_starts_exactly_one_run(settings: Settings, store: Store) -> None:
+    store.put_bytes("incoming/churn/a.csv", b"x,y\n1,2\n")
+    store.put_bytes("incoming/churn/b.csv", b"x,y\n3,4\n")
+    store.put_bytes("incoming/stray.csv", b"no pipeline folder")
+    store.put_bytes("incoming/churn/.hidden", b"ignored")
+    watcher = _watcher(settings, store)
+    assert len(watcher.scan()) == 2
+    assert watcher.scan() == []
+    restarted = _watcher(settings, store)  # a new process: same ledger, nothing new
+    assert restarted.scan() == []
+    runs = list_runs(store)
+    assert sorted(r["source"] for r in runs) == ["incoming/churn/a.csv", "incoming/churn/b.csv"]
+    assert all(r["pipeline"] == "churn" and r["state"] == "queued" for r in runs)
+    assert _queued(settings) == 2
+
+
+def test_the_pipeline_spec_is_snapshotted_into_the_run(settings: Settings, store: Store) -> None:
+    store.put_bytes("pipelines/churn.yaml", b"target: churned\n")
+    store.put_bytes("incoming/churn/a.csv", b"x,churned\n1,0\n")
+    watcher = _watcher(settings, store)
+    (run_id,) = watcher.scan()
+    assert store.get_json(f"runs/{run_id}/run.json")["spec"] == "target: churned\n"
+
+
+def test_a_watcher_that_died_after_claiming_still_starts_the_run(
+    settings: Settings, store: Store
+) -> None:
+    store.put_bytes("incoming/churn/a.csv", b"x,y\n1,2\n")
+    item = next(store.list_objects("incoming/"))
+    broker = redis.Redis.from_url(settings.broker_url)
+    broker.hset("cauce:ledger:incoming", f"{item.key}|{item.etag}|{item.modified}", "01JCLAIMED0000000000000000")
+    assert _watcher(settings, store).scan() == ["01JCLAIMED0000000000000000"]
+    assert _queued(settings) == 1
