@@ -1,4 +1,4 @@
-"""Model files as skops archives: only the types our pipelines are made of may be saved or loaded."""
+"""Model files as skops archives: only the types our pipelines are made of are saved or loaded."""
 
 from __future__ import annotations
 

@@ -148,7 +148,8 @@ def _print_run(view: dict[str, Any]) -> None:
         click.echo(f"  best: {best['estimator']} {json.dumps(best['params'])} "
                    f"(validation {best['score']:.4f})")
     if view.get("metrics"):
-        shown = {k: v for k, v in view["metrics"].items() if isinstance(v, int | float)}
+        shown = {k: v for k, v in view["metrics"].items()
+                 if isinstance(v, int | float) and k != "rows"}
         click.echo("  test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
     if view.get("gate"):
         click.echo(f"  gate: {'passed' if view['gate']['passed'] else 'not passed'} "

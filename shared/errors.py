@@ -38,3 +38,9 @@ class Conflict(CauceError):
 
 class TransientError(CauceError):
     """The store or broker is unreachable for now; the task retries with backoff."""
+
+
+def plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages show 1 rather than np.int64(1)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value

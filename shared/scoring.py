@@ -105,13 +105,13 @@ def score(
 
 
 def is_better(name: str, a: float, b: float, *, margin: float = 0.0) -> bool:
-    """Tell whether score `a` beats `b` strictly, and by at least `margin`, in the metric's direction."""
+    """Tell whether `a` beats `b` strictly and by at least `margin`, in the metric's direction."""
     gain = a - b if get_metric(name).greater_is_better else b - a
     return gain > 0 and gain >= margin
 
 
 def align_proba(proba: Any, *, model_classes: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
-    """Reorder probability columns from the model's class order to `classes`, zero for absent ones."""
+    """Reorder probability columns from the model's class order to `classes`; absent ones are 0."""
     proba = np.asarray(proba, dtype=float)
     position = {label: i for i, label in enumerate(list(model_classes))}
     aligned = np.zeros((proba.shape[0], len(classes)))

@@ -26,6 +26,7 @@ def free_port(*, also_free_at: int = 0) -> int:
 def port_is_free(port: int) -> bool:
     """Whether nothing listens on 127.0.0.1:port."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is fine
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -51,13 +51,15 @@ def _to_double(name: str, values: list[Any]) -> pd.Series:
     for row, value in enumerate(values):
         if _is_missing(value):
             out.append(math.nan)
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
-            out.append(float(value))
-        elif isinstance(value, str) and _parses_as_float(value):
+        elif _is_number(value) or (isinstance(value, str) and _parses_as_float(value)):
             out.append(float(value))
         else:
             raise _wrong(name, row, value, "a number")
     return pd.Series(out, dtype="float64")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _parses_as_float(text: str) -> bool:
@@ -99,9 +101,10 @@ def _to_string(name: str, values: list[Any]) -> pd.Series:
             out.append(np.nan)
         elif isinstance(value, str):
             out.append(value)
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        elif _is_number(value):
             # A category such as a size "3" may arrive as a JSON number; match the CSV text.
-            out.append(str(int(value)) if float(value).is_integer() else str(value))
+            number = float(value)
+            out.append(str(int(number)) if number.is_integer() else str(value))
         else:
             raise _wrong(name, row, value, "text")
     return pd.Series(out, dtype="str")

@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 
 from shared.config import Settings
 from shared.pipeline import STAGES
-from shared.servers import broker_argv, http_answers, tcp_answers, weed_argv
+from shared.errors import CauceError
+from shared.servers import broker_argv, http_answers, port_is_free, tcp_answers, weed_argv
 
 STOP_GRACE_SECONDS = 30.0
 
@@ -136,6 +137,7 @@ def up(settings: Settings, workers: dict[str, int]) -> int:
     state = read_state(home)
     if state is not None:
         return int(state["supervisor"])
+    check_ports(settings)
     write_stack_env(settings)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items()}
@@ -147,6 +149,21 @@ def up(settings: Settings, workers: dict[str, int]) -> int:
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )
     return proc.pid
+
+
+def check_ports(settings: Settings) -> None:
+    """Refuse to start over another server: name the busy port and the setting that moves it."""
+    s3_port = urlparse(settings.s3_endpoint_url or "").port or 8333
+    wanted = {
+        "CAUCE_BROKER_URL": urlparse(settings.broker_url).port or 6379,
+        "CAUCE_S3_ENDPOINT_URL": s3_port,
+        "CAUCE_S3_ENDPOINT_URL (its gRPC port, +10000)": s3_port + 10000,
+        "CAUCE_SERVE_PORT": settings.serve_port,
+    }
+    for setting, port in wanted.items():
+        if not port_is_free(port):
+            raise CauceError(f"port {port} is already in use on 127.0.0.1; stop what uses it or "
+                             f"choose another port with {setting}")
 
 
 def wait_healthy(home: Path, *, timeout: float, on_progress: Any = None) -> list[dict[str, Any]]:

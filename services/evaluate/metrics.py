@@ -61,7 +61,7 @@ def _classification(model: Any, X: Any, y: Any, classes: Sequence[Any]) -> dict[
 def evaluate_model(
     model: Any, *, X: Any, y: Any, task: str, classes: Sequence[Any] | None
 ) -> dict[str, Any]:
-    """Compute the task's metrics for `model` on rows X with true targets y, as JSON-ready values."""
+    """Compute the task's metrics for `model` on rows X with true targets y, JSON-ready."""
     if task == "classification":
         labels = list(classes) if classes is not None else list(model.classes_)
         result = _classification(model, X, y, labels)

@@ -7,6 +7,7 @@ import io
 import re
 import unicodedata
 import zlib
+from collections import Counter
 from typing import Any
 
 import charset_normalizer
@@ -15,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shared.errors import DataError
+from shared.errors import DataError, plain
 
 MAX_COLUMNS = 2000
 SNIFF_CHARS = 64 * 1024
@@ -33,6 +34,8 @@ _BOMS = (
 _SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 _COMMA_DECIMAL = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})*,\d+$|^[+-]?\d+,\d+$")
 _DOT_DECIMAL = re.compile(r"^[+-]?\d*\.\d+$")
+# "{" or "[" followed by what JSON allows next; a CSV header like "[id],name" is not JSON.
+_JSON_START = re.compile(r'\{\s*["}]|\[\s*[\[{"\d\]tfn-]')
 _DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$")
 
 
@@ -75,8 +78,9 @@ def _gunzip(data: bytes, *, filename: str, max_bytes: int) -> bytes:
             out += inflater.decompress(pending, max_bytes + 1 - len(out))
             if len(out) > max_bytes:
                 _check_size(len(out), filename=filename, max_bytes=max_bytes)
-            if inflater.eof:  # gzip allows several members back to back
-                pending, inflater = inflater.unused_data, zlib.decompressobj(zlib.MAX_WBITS | 16)
+            if inflater.eof:  # gzip allows several members back to back, and zero padding
+                pending = inflater.unused_data.lstrip(b"\x00")
+                inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
             elif inflater.unconsumed_tail:
                 pending = inflater.unconsumed_tail
             else:
@@ -109,8 +113,11 @@ def _decode(data: bytes, filename: str) -> str:
         if data.startswith(bom):
             return _decode_as(data, encoding, filename)
     try:
-        text = data.decode("utf-8")
+        # NUL bytes are valid UTF-8 but mean UTF-16 without a BOM, or binary data.
+        text = data.decode("utf-8") if b"\x00" not in data[:SNIFF_CHARS] else ""
     except UnicodeDecodeError:
+        text = ""
+    if not text:
         text = _decode_as(data, _guess_encoding(data, filename), filename)
     _check_printable(text, filename)
     return text
@@ -174,7 +181,7 @@ def _read_text(text: str, *, filename: str, max_columns: int) -> pd.DataFrame:
     head = text.lstrip()
     if not head:
         raise DataError(f"{filename!r} holds only blank space; upload a table with a header row")
-    if head[0] in "{[":
+    if _JSON_START.match(head):
         raise DataError(
             f"{filename!r} looks like JSON; cauce reads tables: convert it to CSV "
             "(one header row, one line per example) or Parquet",
@@ -250,9 +257,9 @@ def _check_header(names: list[str], filename: str, max_columns: int) -> None:
             "drop unused columns before uploading",
             field="file",
         )
-    seen: set[str] = set()
     # Blank names are allowed: a pandas index column exports with an empty header.
-    repeated = sorted({n for n in names if n and (n in seen or seen.add(n))})
+    counts = Counter(name for name in names if name)
+    repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
         raise DataError(
             f"{filename!r} has duplicate column names: {', '.join(map(repr, repeated))}; "
@@ -404,7 +411,7 @@ def _check_target_values(y: pd.Series, *, task: str) -> None:
     if len(counts) == 1:
         what = "a single class" if task == "classification" else "one constant value"
         raise DataError(
-            f"target {y.name!r} has {what} ({counts.index[0]!r}) in every row, so there is "
+            f"target {y.name!r} has {what} ({plain(counts.index[0])!r}) in every row, so there is "
             "nothing to learn; add rows with other values or choose another target",
             field=str(y.name),
         )
@@ -413,7 +420,7 @@ def _check_target_values(y: pd.Series, *, task: str) -> None:
     small = counts[counts < MIN_ROWS_PER_CLASS]
     if len(small):
         raise DataError(
-            f"class {small.index[0]!r} of target {y.name!r} has only {int(small.iloc[0])} "
+            f"class {plain(small.index[0])!r} of target {y.name!r} has only {int(small.iloc[0])} "
             f"row(s); each class needs at least {MIN_ROWS_PER_CLASS} (one each for training, "
             "validation and test): add rows for it or remove it",
             field=str(y.name),
@@ -449,7 +456,7 @@ def _json(value: Any) -> Any:
 def _profile_column(column: pd.Series, kind: str) -> dict[str, Any]:
     present = column.dropna()
     stats: dict[str, Any] = {
-        "count": int(len(present)),
+        "count": len(present),
         "missing": int(len(column) - len(present)),
         "distinct": int(present.nunique()),
     }
@@ -468,4 +475,5 @@ def profile_table(df: pd.DataFrame) -> dict[str, Any]:
     """Summarise the table as JSON-ready {rows, schema, columns} for the run page."""
     schema = {str(name): _kind(df[name]) for name in df.columns}
     columns = {str(name): _profile_column(df[name], schema[str(name)]) for name in df.columns}
-    return {"rows": int(len(df)), "schema": schema, "columns": columns}
+    return {"rows": len(df), "schema": schema, "columns": columns}
+

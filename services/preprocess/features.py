@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pandas as pd
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from shared.errors import DataError, SpecError
+from shared.errors import DataError, SpecError, plain
 from shared.signature import coerce_frame, input_signature
 
 __all__ = ["build_transformer", "coerce_frame", "input_signature", "split_frame"]
@@ -38,7 +39,7 @@ def _check_classes(y: pd.Series) -> None:
     if len(small):
         label, count = small.index[0], int(small.iloc[0])
         raise DataError(
-            f"class {label!r} of target {y.name!r} has only {count} row(s); a stratified "
+            f"class {plain(label)!r} of target {y.name!r} has only {count} row(s); a stratified "
             f"train/validation/test split needs at least {MIN_ROWS_PER_CLASS} per class: "
             "add rows for it or remove that class",
             field=str(y.name),
@@ -61,7 +62,7 @@ def _split(
 def split_frame(
     df: pd.DataFrame, *, target: str, task: str, test: float, validation: float, seed: int
 ) -> dict[str, pd.DataFrame]:
-    """Split rows into train, validation and test fractions, stratified on the target for classes."""
+    """Split rows into train, validation and test, stratified on the target for classes."""
     _check_fractions(test, validation)
     classify = task == "classification"
     if classify:
@@ -84,9 +85,29 @@ def _is_categorical(column: pd.Series) -> bool:
     )
 
 
-def _categorical_pipeline(encoder: OneHotEncoder | OrdinalEncoder) -> Pipeline:
-    imputer = SimpleImputer(strategy="most_frequent", keep_empty_features=True)
-    return Pipeline([("impute", imputer), ("encode", encoder)])
+def _column_groups(X: pd.DataFrame) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {"numeric": [], "onehot": [], "ordinal": []}
+    for name in X.columns:
+        column = X[name]
+        if _is_categorical(column):
+            wide = column.nunique(dropna=True) > ONE_HOT_MAX_CATEGORIES
+            groups["ordinal" if wide else "onehot"].append(str(name))
+        elif pd.api.types.is_numeric_dtype(column.dtype):
+            groups["numeric"].append(str(name))
+    # Datetimes and other exotic columns fall to remainder="drop" rather than being guessed at.
+    return groups
+
+
+def _pipelines() -> dict[str, Pipeline]:
+    most_frequent = SimpleImputer(strategy="most_frequent", keep_empty_features=True)
+    median = SimpleImputer(strategy="median", keep_empty_features=True)
+    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    return {
+        "numeric": Pipeline([("impute", median), ("scale", StandardScaler())]),
+        "onehot": Pipeline([("impute", most_frequent), ("encode", onehot)]),
+        "ordinal": Pipeline([("impute", clone(most_frequent)), ("encode", ordinal)]),
+    }
 
 
 def build_transformer(X: pd.DataFrame) -> ColumnTransformer:
@@ -94,30 +115,12 @@ def build_transformer(X: pd.DataFrame) -> ColumnTransformer:
 
     Gaps must be NaN, as read_table and coerce_frame give them; the imputers skip None.
     """
-    numeric, few, many = [], [], []
-    for name in X.columns:
-        column = X[name]
-        if _is_categorical(column):
-            wide = column.nunique(dropna=True) > ONE_HOT_MAX_CATEGORIES
-            (many if wide else few).append(str(name))
-        elif pd.api.types.is_numeric_dtype(column.dtype):
-            numeric.append(str(name))
-    # Datetimes and other exotic columns fall to remainder="drop" rather than being guessed at.
-    steps: list[tuple[str, Pipeline, list[str]]] = []
-    if numeric:
-        impute = SimpleImputer(strategy="median", keep_empty_features=True)
-        steps.append(
-            ("numeric", Pipeline([("impute", impute), ("scale", StandardScaler())]), numeric)
-        )
-    if few:
-        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        steps.append(("onehot", _categorical_pipeline(onehot), few))
-    if many:
-        ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-        steps.append(("ordinal", _categorical_pipeline(ordinal), many))
+    pipelines = _pipelines()
+    steps = [(kind, pipelines[kind], cols) for kind, cols in _column_groups(X).items() if cols]
     if not steps:
         raise DataError(
             "no usable feature columns: features must be numbers, booleans or text; "
             "add such a column to the table",
         )
     return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
+

@@ -6,8 +6,10 @@ import logging
 
 from flask import Flask
 
+from services.serve.handlers import register_handlers
+from services.serve.metrics import RequestCounter
 from services.serve.models import ModelCache
-from services.serve.views import bp, register_errors
+from services.serve.views import bp
 from shared.artifacts import load_model
 from shared.config import Settings, load_settings
 from shared.storage import Store
@@ -15,8 +17,9 @@ from shared.storage import Store
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None, *,
-               start_poller: bool = True) -> Flask:
+def create_app(
+    settings: Settings | None = None, store: Store | None = None, *, start_poller: bool = True
+) -> Flask:
     """Build the app; the model cache polls the registry unless `start_poller` is False."""
     settings = settings or load_settings()
     store = store or Store.from_settings(settings)
@@ -26,10 +29,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None, *,
     cache = ModelCache(store, loader=load_model)
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.models"] = cache
+    app.extensions["cauce.requests"] = RequestCounter()
     app.register_blueprint(bp)
-    register_errors(app)
+    register_handlers(app)
     if start_poller:
         cache.start(settings.serve_poll_seconds)
-        log.info("polling bucket %s for production models every %ss", settings.bucket,
-                 settings.serve_poll_seconds)
+        log.info(
+            "polling bucket %s for production models every %ss",
+            settings.bucket,
+            settings.serve_poll_seconds,
+        )
     return app

@@ -15,8 +15,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
     app = create_app(settings)
-    run_simple(settings.serve_host, settings.serve_port, app, threaded=True,
-               use_reloader=False, use_debugger=False)
+    run_simple(
+        settings.serve_host,
+        settings.serve_port,
+        app,
+        threaded=True,
+        use_reloader=False,
+        use_debugger=False,
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,7 @@ def build_model(store: Store, pipeline: str, version: int, loader: Loader) -> Lo
     """Load a version (sha256 checked), check its signature and warm it with one prediction."""
     record, data = load_version(store, pipeline, version)
     signature = tuple(dict(spec) for spec in record["signature"]["inputs"])
-    model = LoadedModel(pipeline, version, MappingProxyType(dict(record)), loader(data),
-                        signature)
+    model = LoadedModel(pipeline, version, MappingProxyType(dict(record)), loader(data), signature)
     warm(model)
     return model
 
@@ -58,8 +57,9 @@ def warm(model: LoadedModel) -> None:
     try:
         predict(model.estimator, check(empty_row(signature), signature), task=model.task)
     except RequestError:
-        log.info("model %s v%s refuses missing values; warming with zeros", model.pipeline,
-                 model.version)
+        log.info(
+            "model %s v%s refuses missing values; warming with zeros", model.pipeline, model.version
+        )
         predict(model.estimator, check(typical_row(signature), signature), task=model.task)
 
 
@@ -93,13 +93,16 @@ class ModelCache:
         """Readiness: the registry was reached and every deployed pipeline has its model."""
         models, deployed = self._models, self._deployed
         missing = sorted(deployed - set(models))
-        return {"ready": self._reached and not missing,
-                "registry_reached": self._reached,
-                "models": {name: model.version for name, model in sorted(models.items())},
-                "missing": missing, "errors": dict(self._errors)}
+        return {
+            "ready": self._reached and not missing,
+            "registry_reached": self._reached,
+            "models": {name: model.version for name, model in sorted(models.items())},
+            "missing": missing,
+            "errors": dict(self._errors),
+        }
 
     def refresh(self) -> dict[str, int]:
-        """Load every production version that differs from the loaded one; keep old ones on error."""
+        """Load each production version not loaded yet; on error keep the old model."""
         with self._refresh_lock:
             try:
                 wanted = self._wanted()
@@ -131,8 +134,9 @@ class ModelCache:
         try:
             model = build_model(self.store, pipeline, version, self.loader)
         except Exception as exc:  # a broken version must never take down the serving one
-            log.exception("could not load model %s v%s; the previous model keeps serving",
-                          pipeline, version)
+            log.exception(
+                "could not load model %s v%s; the previous model keeps serving", pipeline, version
+            )
             self._errors = {**self._errors, pipeline: f"v{version}: {exc}"}
             if not isinstance(exc, TransientError):
                 self._broken[pipeline] = version
@@ -145,8 +149,9 @@ class ModelCache:
         """Refresh now and then every `interval` seconds on a daemon thread."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._poll, args=(interval,),
-                                        name="cauce-model-poller", daemon=True)
+        self._thread = threading.Thread(
+            target=self._poll, args=(interval,), name="cauce-model-poller", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""Pure scoring: MLflow-style request bodies to a checked DataFrame, and a model's answer to JSON."""
+"""Pure scoring: MLflow-style request bodies to a checked frame, and the answer as JSON."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def decode_json(body: bytes) -> Any:
         raise RequestError("the request body is empty; send a JSON object", field="body")
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise RequestError(f"the request body is not valid JSON: {exc}", field="body") from exc
 
 
@@ -40,13 +40,16 @@ def parse_mlflow(payload: Any, columns: list[str]) -> pd.DataFrame:
     if isinstance(payload, list):
         return _records(payload, "body")
     if not isinstance(payload, dict):
-        raise RequestError("the request body must be a JSON object or a list of records",
-                           field="body")
+        raise RequestError(
+            "the request body must be a JSON object or a list of records", field="body"
+        )
     present = [key for key in MLFLOW_KEYS if key in payload]
     if len(present) != 1:
         found = f"found {', '.join(present)}" if present else f"found keys {sorted(payload)}"
-        raise RequestError(f"send exactly one of {', '.join(MLFLOW_KEYS)}; {found}",
-                           field=present[-1] if present else "body")
+        raise RequestError(
+            f"send exactly one of {', '.join(MLFLOW_KEYS)}; {found}",
+            field=present[-1] if present else "body",
+        )
     key = present[0]
     value = payload[key]
     if key == "dataframe_split":
@@ -58,12 +61,16 @@ def parse_mlflow(payload: Any, columns: list[str]) -> pd.DataFrame:
 
 def _split(value: Any, columns: list[str]) -> pd.DataFrame:
     if not isinstance(value, dict) or not isinstance(value.get("data"), list):
-        raise RequestError("dataframe_split must be an object with a 'data' list of rows",
-                           field="dataframe_split.data")
+        raise RequestError(
+            "dataframe_split must be an object with a 'data' list of rows",
+            field="dataframe_split.data",
+        )
     names = value.get("columns", columns)
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise RequestError("dataframe_split.columns must be a list of column names",
-                           field="dataframe_split.columns")
+        raise RequestError(
+            "dataframe_split.columns must be a list of column names",
+            field="dataframe_split.columns",
+        )
     return _rows(value["data"], names, "dataframe_split.data")
 
 
@@ -72,11 +79,13 @@ def _records(value: Any, field: str) -> pd.DataFrame:
         raise RequestError(f"{field} must be a non-empty list of records", field=field)
     for row, record in enumerate(value):
         if not isinstance(record, dict):
-            raise RequestError(f"{field}[{row}] must be an object of column: value",
-                               field=f"{field}[{row}]")
+            raise RequestError(
+                f"{field}[{row}] must be an object of column: value", field=f"{field}[{row}]"
+            )
     names = list(dict.fromkeys(name for record in value for name in record))
-    return pd.DataFrame([[record.get(name) for name in names] for record in value],
-                        columns=names, dtype=object)
+    return pd.DataFrame(
+        [[record.get(name) for name in names] for record in value], columns=names, dtype=object
+    )
 
 
 def _rows(data: Any, names: list[str], field: str) -> pd.DataFrame:
@@ -86,7 +95,9 @@ def _rows(data: Any, names: list[str], field: str) -> pd.DataFrame:
         if not isinstance(values, list) or len(values) != len(names):
             raise RequestError(
                 f"{field}[{row}] must be a list of {len(names)} values, one per column "
-                f"({', '.join(names)})", field=f"{field}[{row}]")
+                f"({', '.join(names)})",
+                field=f"{field}[{row}]",
+            )
     return pd.DataFrame(data, columns=names, dtype=object)
 
 
@@ -102,7 +113,9 @@ def _tensor_like(value: Any, field: str, columns: list[str]) -> pd.DataFrame:
         return pd.DataFrame({columns[0]: value}, dtype=object)
     raise RequestError(
         f"{field} must be a list of records, a list of rows in column order "
-        f"({', '.join(columns)}), or an object of column: values", field=field)
+        f"({', '.join(columns)}), or an object of column: values",
+        field=field,
+    )
 
 
 def columns_frame(value: dict[str, Any], field: str) -> pd.DataFrame:
@@ -112,8 +125,11 @@ def columns_frame(value: dict[str, Any], field: str) -> pd.DataFrame:
     lists = {name: v if isinstance(v, list) else [v] for name, v in value.items()}
     lengths = {len(v) for v in lists.values()}
     if len(lengths) != 1 or 0 in lengths:
-        raise RequestError(f"every column in {field} needs the same, non-zero number of values; "
-                           f"got {({n: len(v) for n, v in lists.items()})}", field=field)
+        raise RequestError(
+            f"every column in {field} needs the same, non-zero number of values; "
+            f"got { ({n: len(v) for n, v in lists.items()}) }",
+            field=field,
+        )
     return pd.DataFrame(lists, dtype=object)
 
 
@@ -129,12 +145,14 @@ def predict(estimator: Any, frame: pd.DataFrame, *, task: str) -> dict[str, Any]
         if task == "classification" and hasattr(estimator, "predict_proba"):
             proba = np.asarray(estimator.predict_proba(frame), dtype=float)
             labels = [str(label) for label in _plain(class_labels(estimator))]
-            answer["probabilities"] = [dict(zip(labels, row, strict=True)) for row in
-                                       proba.tolist()]
+            answer["probabilities"] = [
+                dict(zip(labels, row, strict=True)) for row in proba.tolist()
+            ]
             answer["classes"] = labels
     except (ValueError, TypeError, KeyError) as exc:
-        raise RequestError(f"the model could not score these rows: {exc}", field="inputs",
-                           status=422) from exc
+        raise RequestError(
+            f"the model could not score these rows: {exc}", field="inputs", status=422
+        ) from exc
     return answer
 
 
@@ -157,5 +175,6 @@ def empty_row(signature: list[dict[str, str]]) -> pd.DataFrame:
 def typical_row(signature: list[dict[str, str]]) -> pd.DataFrame:
     """One row of zeros, empty text and false, for models that refuse missing values."""
     blank = {"double": 0.0, "long": 0, "string": "", "boolean": False}
-    return pd.DataFrame({spec["name"]: [blank.get(spec["type"])] for spec in signature},
-                        dtype=object)
+    return pd.DataFrame(
+        {spec["name"]: [blank.get(spec["type"])] for spec in signature}, dtype=object
+    )

@@ -6,13 +6,13 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from services.serve import predict as scoring
 from services.serve import v2
+from services.serve.metrics import RequestCounter
 from services.serve.models import LoadedModel, ModelCache
-from shared.errors import DataError, NotFound, RequestError
+from shared.errors import NotFound, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -25,37 +25,45 @@ def _cache() -> ModelCache:
     return cache
 
 
-def _model(pipeline: str) -> LoadedModel:
+def _model(pipeline: str, *, field: str = "pipeline") -> LoadedModel:
     """The loaded model of `pipeline`, remembered so the response can name its version."""
     try:
         g.model = _cache().get(pipeline)
     except NotFound:
         known = ", ".join(_cache().models()) or "none yet"
-        raise RequestError(f"no model is deployed for pipeline {pipeline!r} (deployed: {known})",
-                           field="pipeline", status=404) from None
+        raise RequestError(
+            f"no model is deployed for pipeline {pipeline!r} (deployed: {known})",
+            field=field,
+            status=404,
+        ) from None
     model: LoadedModel = g.model
     return model
 
 
-def _only_pipeline() -> str:
-    """The pipeline named by the header, or the only one deployed."""
+def _default_model() -> LoadedModel:
+    """The model of the pipeline named by the header, or of the only one deployed."""
     named = request.headers.get(PIPELINE_HEADER)
     if named:
-        return named
+        return _model(named, field=PIPELINE_HEADER)
     deployed = list(_cache().models())
     if len(deployed) == 1:
-        return deployed[0]
+        return _model(deployed[0])
     raise RequestError(
         f"{len(deployed)} pipelines are deployed ({', '.join(deployed) or 'none'}); name one "
         f"with the {PIPELINE_HEADER} header or POST to /invocations/<pipeline>",
-        field=PIPELINE_HEADER, status=404 if not deployed else 400)
+        field=PIPELINE_HEADER,
+        status=404 if not deployed else 400,
+    )
 
 
 def _json_body() -> Any:
     kind = request.mimetype
     if kind and kind != "application/json" and not kind.endswith("+json"):
-        raise RequestError(f"Content-Type {kind!r} is not supported; send application/json",
-                           field="Content-Type", status=415)
+        raise RequestError(
+            f"Content-Type {kind!r} is not supported; send application/json",
+            field="Content-Type",
+            status=415,
+        )
     return scoring.decode_json(request.get_data())
 
 
@@ -70,13 +78,17 @@ def _mlflow_frame(model: LoadedModel) -> Any:
 @bp.post("/invocations")
 def invocations_default() -> Response:
     """MLflow scoring on the pipeline named by the header (or the only one)."""
-    return invocations(_only_pipeline())
+    return _score_mlflow(_default_model())
 
 
 @bp.post("/invocations/<pipeline>")
 def invocations(pipeline: str) -> Response:
-    """MLflow scoring: predictions, probabilities for classifiers, and the model that answered."""
-    model = _model(pipeline)
+    """MLflow scoring on the named pipeline."""
+    return _score_mlflow(_model(pipeline))
+
+
+def _score_mlflow(model: LoadedModel) -> Response:
+    """Predictions, probabilities for classifiers, and the model that answered."""
     answer = scoring.predict(model.estimator, _mlflow_frame(model), task=model.task)
     answer.pop("classes", None)
     return jsonify({**answer, "model": {"name": model.pipeline, "version": model.version}})
@@ -91,15 +103,21 @@ def infer(pipeline: str, version: str | None = None) -> Response:
     frame = scoring.check(v2.parse_infer(payload, model.columns), list(model.signature))
     answer = scoring.predict(model.estimator, frame, task=model.task)
     request_id = payload.get("id") or str(uuid.uuid4())
-    return jsonify(v2.infer_response(answer, name=model.pipeline, version=model.version,
-                                     request_id=str(request_id)))
+    return jsonify(
+        v2.infer_response(
+            answer, name=model.pipeline, version=model.version, request_id=str(request_id)
+        )
+    )
 
 
 def _pinned(pipeline: str, version: str | None) -> LoadedModel:
     model = _model(pipeline)
     if version is not None and version != str(model.version):
-        raise RequestError(f"pipeline {pipeline!r} serves version {model.version}, not {version}",
-                           field="version", status=404)
+        raise RequestError(
+            f"pipeline {pipeline!r} serves version {model.version}, not {version}",
+            field="version",
+            status=404,
+        )
     return model
 
 
@@ -122,8 +140,10 @@ def model_ready(pipeline: str) -> Response:
 @bp.get("/models")
 def listing() -> Response:
     """Every model this replica serves."""
-    models = [{"name": m.pipeline, "version": m.version, "task": m.task, "loaded": m.loaded}
-              for m in _cache().models().values()]
+    models = [
+        {"name": m.pipeline, "version": m.version, "task": m.task, "loaded": m.loaded}
+        for m in _cache().models().values()
+    ]
     return jsonify({"models": models})
 
 
@@ -131,6 +151,14 @@ def listing() -> Response:
 def server_metadata() -> Response:
     """OIP server metadata."""
     return jsonify({"name": "cauce-serve", "version": "1", "extensions": []})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics of this process."""
+    counter: RequestCounter = current_app.extensions["cauce.requests"]
+    text = counter.render(_cache())
+    return Response(text, mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/v2/health/live")
@@ -144,43 +172,3 @@ def ready() -> tuple[Response, int]:
     """Ready once the registry was read and every production model is loaded."""
     status = _cache().status()
     return jsonify(status), 200 if status["ready"] else 503
-
-
-@bp.after_app_request
-def name_version(response: Response) -> Response:
-    """Every answer about a model names the version that gave it."""
-    model = g.get("model")
-    if model is not None:
-        response.headers["X-Model-Version"] = str(model.version)
-        response.headers["X-Model-Name"] = model.pipeline
-    return response
-
-
-def _error(message: str, field: str | None, status: int) -> tuple[Response, int]:
-    return jsonify({"error": message, "field": field}), status
-
-
-def register_errors(app: Flask) -> None:
-    """Map domain errors to HTTP codes; every error body names the offending field."""
-
-    @app.errorhandler(RequestError)
-    def request_error(exc: RequestError) -> tuple[Response, int]:
-        return _error(str(exc), exc.field, exc.status)
-
-    @app.errorhandler(DataError)
-    def data_error(exc: DataError) -> tuple[Response, int]:
-        return _error(str(exc), exc.field, 422)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
-        status = exc.code or 500
-        field = "body" if status == 413 else None
-        if status == 413:
-            limit = current_app.config["MAX_CONTENT_LENGTH"]
-            return _error(f"the request body is larger than {limit} bytes", field, 413)
-        return _error(exc.description or exc.name, field, status)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return _error(f"internal error: {type(exc).__name__}", None, 500)

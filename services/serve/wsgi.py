@@ -1,4 +1,4 @@
-"""gunicorn entry point: `gunicorn services.serve.wsgi:app` (without --preload: one poller per worker)."""
+"""gunicorn entry: `gunicorn services.serve.wsgi:app` (no --preload: one poller per worker)."""
 
 from services.serve import create_app
 

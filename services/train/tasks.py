@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery
 
-from services.train.training import best_trial, fit_model, tune
+from services.train.training import best_trial, default_candidates, fit_model, tune
 from shared.artifacts import dump_model, load_model
 from shared.config import Settings, load_settings
 from shared.messaging import create_celery
@@ -24,8 +24,9 @@ def train(ctx: StageContext) -> dict[str, Any]:
     X_train, y_train = parts["train"].drop(columns=[spec.target]), parts["train"][spec.target]
     X_val, y_val = parts["validation"].drop(columns=[spec.target]), parts["validation"][spec.target]
     classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
+    defaults = dict(default_candidates(spec.task))  # a model listed without `search` gets these
     trials = tune(
-        [(model.estimator, model.search) for model in spec.models],
+        [(model.estimator, model.search or defaults[model.estimator]) for model in spec.models],
         task=spec.task, trials_per_candidate=spec.tuning.trials, seed=spec.split.seed,
         X_train=transformer.transform(X_train), y_train=y_train,
         X_val=transformer.transform(X_val), y_val=y_val, metric=spec.metric, classes=classes,

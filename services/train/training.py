@@ -186,7 +186,7 @@ def run_trial(
     metric: str,
     classes: Sequence[Any] | None,
 ) -> dict[str, Any]:
-    """Fit one candidate on transformed train features and score it on validation; never raises on a failed fit."""
+    """Fit and score one candidate on transformed features; a failed fit is recorded, not raised."""
     model = make_estimator(task, estimator, params)
     started = time.perf_counter()
     result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
@@ -194,7 +194,7 @@ def run_trial(
         model.fit(X_train, y_train)
         value = _trial_score(model, X_val=X_val, y_val=y_val, metric=metric, classes=classes)
         result.update(score=value, state="succeeded", error=None)
-    except Exception as exc:  # noqa: BLE001 - any fit failure is this trial's outcome, not a crash
+    except Exception as exc:  # any fit failure is this trial's outcome, not a crash
         result.update(score=None, state="failed", error=f"{type(exc).__name__}: {exc}")
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,8 @@ class Stack:
         return json.loads(self.cli(*args, "--json").stdout)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`cauce up` in a fresh CAUCE_HOME with every port free; `cauce down` afterwards."""
-    home = tmp_path_factory.mktemp("cauce-home")
+def stack_env(home: Path) -> dict[str, str]:
+    """An environment for a stack in `home` whose every port is free."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
     env.update(
         CAUCE_HOME=str(home),
@@ -57,14 +56,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         CAUCE_WATCH_POLL_SECONDS="0.3",
         CAUCE_MAX_UPLOAD_BYTES=str(2 * 1024 * 1024),
     )
-    up = subprocess.run([CAUCE, "up", "--workers", "train=2"], env=env, capture_output=True,
-                        text=True, timeout=300)
+    return env
+
+
+@contextmanager
+def running_stack(home: Path, *args: str) -> Iterator[Stack]:
+    """`cauce up ARGS` in `home`, and `cauce down` when done."""
+    env = stack_env(home)
+    up = subprocess.run([CAUCE, "up", *args], env=env, capture_output=True, text=True,
+                        timeout=300)
     try:
         assert up.returncode == 0, f"cauce up failed:\n{up.stdout}\n{up.stderr}"
         settings = _settings(env)
         yield Stack(home, env, settings, Store.from_settings(settings))
     finally:
         subprocess.run([CAUCE, "down"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The shared stack most end-to-end tests drive, with two train workers."""
+    with running_stack(tmp_path_factory.mktemp("cauce-home"), "--workers", "train=2") as running:
+        yield running
 
 
 def _settings(env: dict[str, str]) -> Settings:

@@ -1,4 +1,4 @@
-"""Helpers for the prediction-service tests: real fitted models in the registry, a real HTTP server."""
+"""Prediction-service test helpers: real fitted models in the registry, a real HTTP server."""
 
 from __future__ import annotations
 
@@ -39,8 +39,11 @@ def diabetes_xy() -> tuple[pd.DataFrame, pd.Series]:
 def fit_iris(kind: str = "logistic") -> Pipeline:
     """A fitted iris classifier: logistic regression or a shallow decision tree."""
     X, y = iris_frame()
-    estimator = (LogisticRegression(max_iter=500) if kind == "logistic"
-                 else DecisionTreeClassifier(max_depth=2, random_state=0))
+    estimator = (
+        LogisticRegression(max_iter=500)
+        if kind == "logistic"
+        else DecisionTreeClassifier(max_depth=2, random_state=0)
+    )
     return Pipeline([("impute", SimpleImputer()), ("model", estimator)]).fit(X, y)
 
 
@@ -50,16 +53,30 @@ def fit_diabetes() -> Pipeline:
     return Pipeline([("impute", SimpleImputer()), ("model", Ridge())]).fit(X, y)
 
 
-def deploy(store: Store, pipeline: str, model: Pipeline, X: pd.DataFrame, *, task: str,
-           target: str, run_id: str, promote: bool = True) -> dict[str, Any]:
+def deploy(
+    store: Store,
+    pipeline: str,
+    model: Pipeline,
+    X: pd.DataFrame,
+    *,
+    task: str,
+    target: str,
+    run_id: str,
+    promote: bool = True,
+) -> dict[str, Any]:
     """Register `model` as a new version (as the deploy stage would) and move production to it."""
     classes = [str(c) for c in model.classes_] if task == "classification" else None
-    meta = {"task": task, "target": target, "classes": classes,
-            "estimator": type(model[-1]).__name__, "params": {},
-            "metric": "f1_macro" if classes else "rmse",
-            "signature": {"inputs": input_signature(X)},
-            "metrics": {"accuracy": 0.95} if classes else {"rmse": 55.0},
-            "lineage": {"dataset_sha256": "0" * 64, "source": f"incoming/{pipeline}/data.csv"}}
+    meta = {
+        "task": task,
+        "target": target,
+        "classes": classes,
+        "estimator": type(model[-1]).__name__,
+        "params": {},
+        "metric": "f1_macro" if classes else "rmse",
+        "signature": {"inputs": input_signature(X)},
+        "metrics": {"accuracy": 0.95} if classes else {"rmse": 55.0},
+        "lineage": {"dataset_sha256": "0" * 64, "source": f"incoming/{pipeline}/data.csv"},
+    }
     record = register_version(store, pipeline, run_id=run_id, model=dump_model(model), meta=meta)
     if promote:
         move_alias(store, pipeline, record["version"], run_id=run_id, reason="test")

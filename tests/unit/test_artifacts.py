@@ -62,7 +62,7 @@ def test_dump_refuses_types_outside_the_allow_list() -> None:
 
 def test_dump_refuses_an_arbitrary_function_inside_a_pipeline() -> None:
     step = FunctionTransformer(table).fit(np.ones((2, 1)))
-    with pytest.raises(ValueError, match="test_artifacts.table"):
+    with pytest.raises(ValueError, match=r"test_artifacts\.table"):
         dump_model(step)
 
 

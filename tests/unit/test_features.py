@@ -50,7 +50,7 @@ def test_regression_split_is_not_stratified_and_works() -> None:
 
 def test_small_class_is_named() -> None:
     df = pd.concat([iris(), pd.DataFrame({"target": ["rare", "rare"]})], ignore_index=True)
-    with pytest.raises(DataError, match="class 'rare'.*2 row"):
+    with pytest.raises(DataError, match=r"class 'rare'.*2 row"):
         split(df.fillna(0.0))
 
 

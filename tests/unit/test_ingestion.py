@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,6 +126,15 @@ def test_encodings(encoding: str) -> None:
     assert df["ciudad"].iloc[3] == "Málaga 3"
 
 
+def test_utf16_without_bom() -> None:
+    df = read("a,b\n1,x\n2,ñ\n".encode("utf-16-le"))
+    assert df["b"].tolist() == ["x", "ñ"]
+
+
+def test_bracketed_header_is_not_json() -> None:
+    assert list(read(b"[id],name\n1,x\n").columns) == ["[id]", "name"]
+
+
 def test_utf16_big_endian_bom() -> None:
     df = read("\ufeffa,b\n1,x\n".encode("utf-16-be"))
     assert df.to_dict("list") == {"a": [1], "b": ["x"]}
@@ -161,7 +171,7 @@ def test_resolve_target() -> None:
     assert resolve_target(df, None) == "Label"
     assert resolve_target(pd.DataFrame(columns=["x", "z"]), None) == "z"
     assert resolve_target(df, "x") == "x"
-    with pytest.raises(DataError, match="'price' is not in the table.*'x', 'Label', 'z'"):
+    with pytest.raises(DataError, match=r"'price' is not in the table.*'x', 'Label', 'z'"):
         resolve_target(df, "price")
 
 
@@ -259,3 +269,8 @@ def test_parquet_gaps_in_boolean_columns_become_nan() -> None:
     column = read(buffer.getvalue())["b"]
     assert column.iloc[0]
     assert isinstance(column.iloc[1], float) and np.isnan(column.iloc[1])
+
+
+def test_multi_member_gzip_with_padding() -> None:
+    data = gzip.compress(b"a,b\n1,2\n") + gzip.compress(b"3,4\n") + b"\x00" * 8
+    assert read(data).to_dict("list") == {"a": [1, 3], "b": [2, 4]}

@@ -27,7 +27,7 @@ def test_input_signature_types() -> None:
             "gappy_flag": pd.Series([True, np.nan], dtype=object),
         }
     )
-    assert input_signature(X) == SIGNATURE + [{"name": "gappy_flag", "type": "boolean"}]
+    assert input_signature(X) == [*SIGNATURE, {"name": "gappy_flag", "type": "boolean"}]
 
 
 def test_coerce_casts_and_orders_columns() -> None:

@@ -85,7 +85,7 @@ def test_make_estimator_rejects_unknown_names() -> None:
 
 
 def test_estimator_names_match_candidates() -> None:
-    assert ESTIMATORS == {task: tuple(CANDIDATES[task]) for task in CANDIDATES}
+    assert {task: tuple(CANDIDATES[task]) for task in CANDIDATES} == ESTIMATORS
     assert ESTIMATORS["classification"] == (
         "logistic_regression",
         "random_forest",
@@ -126,7 +126,7 @@ def test_failed_fit_is_recorded_not_raised() -> None:
 def test_tune_runs_every_candidate_and_best_wins() -> None:
     X_train, y_train, X_val, y_val = iris_arrays()
     trials = tune(
-        default_candidates("classification") + [("logistic_regression", {"C": [-1.0]})],
+        [*default_candidates("classification"), ("logistic_regression", {"C": [-1.0]})],
         task="classification", trials_per_candidate=2, seed=0, X_train=X_train,
         y_train=y_train, X_val=X_val, y_val=y_val, metric="log_loss", classes=[0, 1, 2],
     )  # fmt: skip

@@ -1,0 +1,101 @@
+"""The whole loop as a user drives it: drop or submit a file, follow the run, query the served model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import requests
+
+from tests.datasets import cancer_frame, diabetes_frame
+from tests.e2e.conftest import Stack
+from tests.e2e.helpers import run_for, wait_run, wait_served
+
+WEAK_CLASSIFIER = "models:\n  - estimator: logistic_regression\n    search: {C: [0.00001]}\n"
+
+
+def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> None:
+    data = tmp_path / "cancer.csv"
+    cancer_frame().to_csv(data, index=False)
+    result = stack.cli("submit", str(data), "--pipeline", "cancer", "--target", "diagnosis",
+                       "--wait", "--json")
+    run = json.loads(result.stdout)
+    assert run["state"] == "succeeded" and run["error"] is None
+    assert [s["stage"] for s in run["stages"]] == ["ingest", "preprocess", "train", "evaluate",
+                                                   "deploy"]
+    assert all(s["state"] == "succeeded" and s["seconds"] >= 0 for s in run["stages"])
+    assert run["metrics"]["accuracy"] > 0.85 and run["metrics"]["roc_auc"] > 0.9
+    assert run["model_version"] == 1 and run["promoted"] is True
+    assert "preprocess:running" in result.stderr or "train:running" in result.stderr  # progress
+
+    wait_served(stack.settings.serve_url, "cancer", 1)
+    row = cancer_frame().drop(columns=["diagnosis"]).iloc[:2]
+    answer = requests.post(f"{stack.settings.serve_url}/invocations/cancer",
+                           json={"dataframe_split": json.loads(row.to_json(orient="split",
+                                                                           index=False))},
+                           timeout=10)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model"] == {"name": "cancer", "version": 1}
+    assert set(body["predictions"]) <= {"benign", "malignant"}
+    assert abs(sum(body["probabilities"][0].values()) - 1) < 1e-6
+
+    models = stack.cli_json("models")
+    assert [(m["pipeline"], m["version"], m["aliases"]) for m in models] == [
+        ("cancer", 1, ["production"])]
+
+
+def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> None:
+    frame = diabetes_frame()
+    stack.store.put_bytes("incoming/diabetes/2026-11.csv", frame.to_csv(index=False).encode())
+    run = wait_run(stack.store, run_for(stack.store, "incoming/diabetes/2026-11.csv"))
+    assert run["state"] == "succeeded", run["error"]
+    assert run["task"] == "regression" and run["target"] == "progression"
+    assert set(run["metrics"]) >= {"rmse", "mae", "r2"} and run["metrics"]["r2"] > 0.2
+
+    wait_served(stack.settings.serve_url, "diabetes", run["model_version"])
+    features = frame.drop(columns=["progression"]).iloc[:3]
+    inputs = [{"name": col, "shape": [3], "datatype": "FP64", "data": features[col].tolist()}
+              for col in features.columns]
+    answer = requests.post(f"{stack.settings.serve_url}/v2/models/diabetes/infer",
+                           json={"inputs": inputs}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_name"] == "diabetes" and body["model_version"] == str(run["model_version"])
+    (output,) = [o for o in body["outputs"] if o["name"] == "predict"]
+    assert output["shape"] == [3] and all(25 <= value <= 346 for value in output["data"])
+
+    runs = stack.cli_json("runs", "--pipeline", "diabetes")
+    assert [r["run_id"] for r in runs] == [run["run_id"]]
+
+
+def test_only_a_better_model_moves_production(stack: Stack) -> None:
+    """Weak model first, then a full search beats it, then a weak one does not."""
+    body = cancer_frame().to_csv(index=False).encode()
+    versions = []
+    for index, spec in enumerate([WEAK_CLASSIFIER, "", WEAK_CLASSIFIER]):
+        stack.store.put_bytes("pipelines/gated.yaml", f"target: diagnosis\n{spec}".encode())
+        key = f"incoming/gated/part-{index}.csv"
+        stack.store.put_bytes(key, body)
+        run = wait_run(stack.store, run_for(stack.store, key))
+        assert run["state"] == "succeeded", run["error"]
+        versions.append(run)
+    first, better, worse = versions
+    assert first["promoted"] and first["gate"]["reason"].startswith("no production model")
+    assert better["promoted"] and better["champion_metrics"]["f1_macro"] < better["metrics"]["f1_macro"]
+    assert not worse["promoted"] and worse["model_version"] == 3
+    assert worse["champion_metrics"]["f1_macro"] > worse["metrics"]["f1_macro"]
+
+    models = stack.cli_json("models", "gated")
+    assert [(m["version"], m["aliases"]) for m in models] == [(1, []), (2, ["production"]),
+                                                               (3, [])]
+    meta = wait_served(stack.settings.serve_url, "gated", 2)
+    assert [i["name"] for i in meta["inputs"]][:2] == ["mean_radius", "mean_texture"]
+
+
+def test_status_lists_every_process_healthy(stack: Stack) -> None:
+    status = stack.cli_json("status")
+    names = [p["name"] for p in status["processes"]]
+    assert names[:3] == ["broker", "s3", "watcher"] and "serve" in names
+    assert names.count("train-1") == 1 and names.count("train-2") == 1
+    assert all(p["healthy"] and p["pid"] > 0 for p in status["processes"])

@@ -1,0 +1,62 @@
+"""The local stack's lifecycle: a dead process comes back, and data survives `down` then `up`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.datasets import diabetes_frame
+from tests.e2e.conftest import CAUCE, running_stack
+from tests.e2e.helpers import run_for, wait_run, wait_served
+
+
+def _process(stack_status: dict, name: str) -> dict:
+    return next(p for p in stack_status["processes"] if p["name"] == name)
+
+
+def test_dead_processes_restart_and_data_survives_down_up(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with running_stack(home) as stack:
+        stack.store.put_bytes("incoming/keep/data.csv", diabetes_frame().to_csv(index=False).encode())
+        run = wait_run(stack.store, run_for(stack.store, "incoming/keep/data.csv"))
+        assert run["state"] == "succeeded", run["error"]
+
+        victim = _process(stack.cli_json("status"), "train-1")
+        os.kill(victim["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = _process(stack.cli_json("status"), "train-1")
+            if now["pid"] != victim["pid"] and now["healthy"]:
+                break
+            time.sleep(0.5)
+        assert now["pid"] != victim["pid"] and now["healthy"] and now["restarts"] == 1
+
+        down = stack.cli("down")
+        assert "stopped" in down.stdout
+        assert stack.cli("status", check=False).returncode == 1
+        assert not any(_alive(p["pid"]) for p in _pids(home))
+
+    with running_stack(home) as again:  # same CAUCE_HOME, new ports: the data is still there
+        runs = again.cli_json("runs")
+        assert [(r["run_id"], r["state"]) for r in runs] == [(run["run_id"], "succeeded")]
+        wait_served(again.settings.serve_url, "keep", 1)
+        assert again.store.exists("incoming/keep/data.csv")
+        time.sleep(1.5)  # several watcher scans: the old drop must not start a second run
+        assert len(again.cli_json("runs")) == 1
+
+
+def _pids(home: Path) -> list[dict]:
+    return [{"pid": int(p.read_text())} for p in (home / "pids").glob("*.pid")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+
+
+assert CAUCE
