@@ -1,4 +1,4 @@
-"""`make demo`: start the local stack, submit the bundled churn data, follow the run, ask for predictions.
+"""`make demo`: start the stack, submit the bundled churn data, follow the run, ask for predictions.
 
 The stack keeps running afterwards so you can try the CLI and the HTTP API; `make down` stops it.
 """
@@ -18,12 +18,26 @@ from shared.config import load_settings
 HERE = Path(__file__).parent
 CAUCE = str(Path(sys.executable).parent / "cauce")
 ROWS = [
-    {"tenure_months": 2, "monthly_charges": 95.5, "total_charges": 190.0,
-     "contract": "month-to-month", "internet": "fiber", "payment_method": "check",
-     "support_calls": 4, "senior": True},
-    {"tenure_months": 60, "monthly_charges": 45.0, "total_charges": 2700.0,
-     "contract": "two-year", "internet": "dsl", "payment_method": "bank",
-     "support_calls": 0, "senior": False},
+    {
+        "tenure_months": 2,
+        "monthly_charges": 95.5,
+        "total_charges": 190.0,
+        "contract": "month-to-month",
+        "internet": "fiber",
+        "payment_method": "check",
+        "support_calls": 4,
+        "senior": True,
+    },
+    {
+        "tenure_months": 60,
+        "monthly_charges": 45.0,
+        "total_charges": 2700.0,
+        "contract": "two-year",
+        "internet": "dsl",
+        "payment_method": "bank",
+        "support_calls": 0,
+        "senior": False,
+    },
 ]
 
 
@@ -52,36 +66,49 @@ def wait_served(url: str, version: int, timeout: float = 30) -> float:
 
 def main() -> None:
     """Run the demo end to end."""
-    step("Start the local stack (broker, S3 store, watcher, five stage workers, prediction service)")
+    step(
+        "Start the local stack (broker, S3 store, watcher, five stage workers, prediction service)"
+    )
     cauce("up")
     settings = load_settings()
 
     step("Drop the bundled churn data (2,000 rows) into the bucket and follow the run")
     dropped = time.monotonic()
-    cauce("submit", str(HERE / "churn.csv"), "--pipeline", "churn", "--target", "churned",
-          "--wait")
-    runs = json.loads(subprocess.run([CAUCE, "runs", "--pipeline", "churn", "--json"],
-                                     capture_output=True, text=True, check=True).stdout)
+    cauce("submit", str(HERE / "churn.csv"), "--pipeline", "churn", "--target", "churned", "--wait")
+    runs = json.loads(
+        subprocess.run(
+            [CAUCE, "runs", "--pipeline", "churn", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     run = runs[-1]
     version = run["model_version"]
 
     step(f"Wait until the prediction service serves churn v{version}")
     served = wait_served(settings.serve_url, version)
-    print(f"served {served:.1f}s after the run ended; "
-          f"{time.monotonic() - dropped:.1f}s from drop to served model")
+    print(
+        f"served {served:.1f}s after the run ended; "
+        f"{time.monotonic() - dropped:.1f}s from drop to served model"
+    )
 
     step("Ask for predictions (MLflow scoring format)")
     body = {"dataframe_records": ROWS}
-    print(f"$ curl -s {settings.serve_url}/invocations/churn -H 'Content-Type: application/json'"
-          f" -d '{json.dumps(body)}'")
+    print(
+        f"$ curl -s {settings.serve_url}/invocations/churn -H 'Content-Type: application/json'"
+        f" -d '{json.dumps(body)}'"
+    )
     answer = requests.post(f"{settings.serve_url}/invocations/churn", json=body, timeout=10)
     print(json.dumps(answer.json(), indent=2))
     if not answer.ok:
         sys.exit("demo stopped: the prediction service refused the request")
 
     step("Done. The stack is still running:")
-    print("  cauce runs | cauce run RUN_ID | cauce models | cauce status\n"
-          "  make down    # stop it (data stays in .cauce/)")
+    print(
+        "  cauce runs | cauce run RUN_ID | cauce models | cauce status\n"
+        "  make down    # stop it (data stays in .cauce/)"
+    )
 
 
 if __name__ == "__main__":

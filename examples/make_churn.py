@@ -17,20 +17,28 @@ def churn_frame(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
     monthly = np.round(rng.normal(65, 20, rows).clip(18, 120) + (internet == "fiber") * 15, 2)
     calls = rng.poisson(1.5, rows)
     senior = rng.random(rows) < 0.16
-    logit = (-1.2 - 0.05 * tenure + 0.025 * monthly + 0.45 * calls + 0.5 * senior
-             + np.select([contract == "month-to-month", contract == "one-year"], [1.4, 0.2], -0.8))
+    logit = (
+        -1.2
+        - 0.05 * tenure
+        + 0.025 * monthly
+        + 0.45 * calls
+        + 0.5 * senior
+        + np.select([contract == "month-to-month", contract == "one-year"], [1.4, 0.2], -0.8)
+    )
     churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    frame = pd.DataFrame({
-        "tenure_months": tenure,
-        "monthly_charges": monthly,
-        "total_charges": np.round(monthly * tenure * rng.normal(1, 0.03, rows), 2),
-        "contract": contract,
-        "internet": internet,
-        "payment_method": rng.choice(["card", "bank", "check", "wallet"], rows),
-        "support_calls": calls,
-        "senior": senior,
-        "churned": np.where(churned, "yes", "no"),
-    })
+    frame = pd.DataFrame(
+        {
+            "tenure_months": tenure,
+            "monthly_charges": monthly,
+            "total_charges": np.round(monthly * tenure * rng.normal(1, 0.03, rows), 2),
+            "contract": contract,
+            "internet": internet,
+            "payment_method": rng.choice(["card", "bank", "check", "wallet"], rows),
+            "support_calls": calls,
+            "senior": senior,
+            "churned": np.where(churned, "yes", "no"),
+        }
+    )
     gaps = rng.random(rows) < 0.03
     frame.loc[gaps, "total_charges"] = np.nan
     return frame

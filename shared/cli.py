@@ -1,4 +1,4 @@
-"""The `cauce` command: run the local stack, submit data, follow runs, list models, ask for predictions."""
+"""The `cauce` command: run the stack, submit data, follow runs, list models, predict."""
 
 from __future__ import annotations
 
@@ -38,11 +38,16 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--workers", "-w", multiple=True, metavar="STAGE=N",
-              help="Worker processes for a stage, e.g. --workers train=2 (repeatable).")
+@click.option(
+    "--workers",
+    "-w",
+    multiple=True,
+    metavar="STAGE=N",
+    help="Worker processes for a stage, e.g. --workers train=2 (repeatable).",
+)
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for health.")
 def up(workers: tuple[str, ...], timeout: float) -> None:
-    """Start the local stack in the background (broker, S3, watcher, workers, prediction service)."""
+    """Start the local stack in the background: broker, S3, watcher, workers, serving."""
     counts = _parse_workers(workers)
     settings = _settings()
     stack.up(settings, counts)
@@ -58,8 +63,9 @@ def up(workers: tuple[str, ...], timeout: float) -> None:
     processes = stack.wait_healthy(settings.home, timeout=timeout, on_progress=progress)
     sick = [p["name"] for p in processes if not p["healthy"]]
     if not processes or sick:
-        raise click.ClickException(f"not healthy after {timeout}s: {', '.join(sick) or 'all'}; "
-                                   f"see {settings.home}/logs/")
+        raise click.ClickException(
+            f"not healthy after {timeout}s: {', '.join(sick) or 'all'}; see {settings.home}/logs/"
+        )
     click.echo(f"stack is up: {len(processes)} processes; predictions at {settings.serve_url}")
 
 
@@ -68,8 +74,10 @@ def _parse_workers(values: tuple[str, ...]) -> dict[str, int]:
     for value in values:
         stage, _, number = value.partition("=")
         if stage not in stack.STAGES or not number.isdigit() or int(number) < 1:
-            raise click.BadParameter(f"{value!r}: use STAGE=N with STAGE one of "
-                                     f"{', '.join(stack.STAGES)}", param_hint="--workers")
+            raise click.BadParameter(
+                f"{value!r}: use STAGE=N with STAGE one of {', '.join(stack.STAGES)}",
+                param_hint="--workers",
+            )
         counts[stage] = int(number)
     return counts
 
@@ -92,8 +100,10 @@ def status(as_json: bool) -> None:
     if not processes:
         click.echo("the stack is not running (start it with: cauce up)")
     for proc in processes:
-        click.echo(f"{proc['name']:<14} pid {proc['pid']!s:<8} "
-                   f"{'healthy' if proc['healthy'] else 'UNHEALTHY'}  restarts {proc['restarts']}")
+        click.echo(
+            f"{proc['name']:<14} pid {proc['pid']!s:<8} "
+            f"{'healthy' if proc['healthy'] else 'UNHEALTHY'}  restarts {proc['restarts']}"
+        )
     sys.exit(0 if processes and all(p["healthy"] for p in processes) else 1)
 
 
@@ -104,8 +114,9 @@ def status(as_json: bool) -> None:
 @click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 if it fails.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-def submit(file: Path, pipeline: str, target: str | None, wait: bool, timeout: float,
-           as_json: bool) -> None:
+def submit(
+    file: Path, pipeline: str, target: str | None, wait: bool, timeout: float, as_json: bool
+) -> None:
     """Upload FILE to the drop zone, which starts a run."""
     store = _store()
     upload = submit_file(store, file, pipeline=pipeline, target=target)
@@ -141,22 +152,31 @@ def _print_run(view: dict[str, Any]) -> None:
         click.echo(f"  error: {view['error']}")
     for stage in view["stages"]:
         seconds = f"{stage['seconds']:.2f}s" if stage["seconds"] is not None else ""
-        click.echo(f"  {stage['stage']:<11} {stage['state']:<10} {seconds:>8}"
-                   + (f"  {stage['error']}" if stage["error"] else ""))
+        click.echo(
+            f"  {stage['stage']:<11} {stage['state']:<10} {seconds:>8}"
+            + (f"  {stage['error']}" if stage["error"] else "")
+        )
     if view.get("best"):
         best = view["best"]
-        click.echo(f"  best: {best['estimator']} {json.dumps(best['params'])} "
-                   f"(validation {best['score']:.4f})")
+        click.echo(
+            f"  best: {best['estimator']} {json.dumps(best['params'])} "
+            f"(validation {best['score']:.4f})"
+        )
     if view.get("metrics"):
-        shown = {k: v for k, v in view["metrics"].items()
-                 if isinstance(v, int | float) and k != "rows"}
+        shown = {
+            k: v for k, v in view["metrics"].items() if isinstance(v, int | float) and k != "rows"
+        }
         click.echo("  test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
     if view.get("gate"):
-        click.echo(f"  gate: {'passed' if view['gate']['passed'] else 'not passed'} "
-                   f"({view['gate']['reason']})")
+        click.echo(
+            f"  gate: {'passed' if view['gate']['passed'] else 'not passed'} "
+            f"({view['gate']['reason']})"
+        )
     if view.get("model_version"):
-        click.echo(f"  model: v{view['model_version']}"
-                   + (" -> production" if view.get("promoted") else ""))
+        click.echo(
+            f"  model: v{view['model_version']}"
+            + (" -> production" if view.get("promoted") else "")
+        )
 
 
 @main.command()
@@ -170,8 +190,10 @@ def runs(pipeline: str | None, as_json: bool) -> None:
         return
     for view in views:
         done = sum(1 for s in view["stages"] if s["state"] == "succeeded")
-        click.echo(f"{view['run_id']}  {view['pipeline']:<16} {view['state']:<10} "
-                   f"{done}/{len(view['stages'])} stages  {view['error'] or ''}")
+        click.echo(
+            f"{view['run_id']}  {view['pipeline']:<16} {view['state']:<10} "
+            f"{done}/{len(view['stages'])} stages  {view['error'] or ''}"
+        )
 
 
 @main.command()
@@ -197,23 +219,37 @@ def models(pipeline: str | None, as_json: bool) -> None:
         alias = get_alias(store, name)
         for version in list_versions(store, name):
             aliases = ["production"] if alias and alias["version"] == version["version"] else []
-            result.append({"pipeline": name, "version": version["version"], "aliases": aliases,
-                           "estimator": version.get("estimator"), "metric": version.get("metric"),
-                           "metrics": version.get("metrics"), "run_id": version.get("run_id"),
-                           "created": version.get("created")})
+            result.append(
+                {
+                    "pipeline": name,
+                    "version": version["version"],
+                    "aliases": aliases,
+                    "estimator": version.get("estimator"),
+                    "metric": version.get("metric"),
+                    "metrics": version.get("metrics"),
+                    "run_id": version.get("run_id"),
+                    "created": version.get("created"),
+                }
+            )
     if as_json:
         _emit(result)
         return
     for item in result:
         score = (item["metrics"] or {}).get(item["metric"])
-        click.echo(f"{item['pipeline']:<16} v{item['version']:<4} {','.join(item['aliases']):<11} "
-                   f"{item['estimator']:<24} {item['metric']}={score}  run {item['run_id']}")
+        click.echo(
+            f"{item['pipeline']:<16} v{item['version']:<4} {','.join(item['aliases']):<11} "
+            f"{item['estimator']:<24} {item['metric']}={score}  run {item['run_id']}"
+        )
 
 
 @main.command()
 @click.argument("pipeline")
-@click.option("--data", "-d", required=True,
-              help="JSON (MLflow scoring format or a list of records), or a .json/.csv file.")
+@click.option(
+    "--data",
+    "-d",
+    required=True,
+    help="JSON (MLflow scoring format or a list of records), or a .json/.csv file.",
+)
 def predict(pipeline: str, data: str) -> None:
     """Ask the prediction service for predictions."""
     body = _request_body(data)

@@ -38,9 +38,7 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.serve_port}"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings() -> Settings:
     """Read settings from the environment, then `$CAUCE_HOME/stack.env` (written by `cauce up`)."""
-    home = Path(str(overrides.get("home") or os.environ.get("CAUCE_HOME", ".cauce")))
-    stack_env = home / "stack.env"
-    env_file = stack_env if stack_env.exists() else None
-    return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    stack_env = Path(os.environ.get("CAUCE_HOME", ".cauce")) / "stack.env"
+    return Settings(_env_file=stack_env if stack_env.exists() else None)  # type: ignore[call-arg]

@@ -20,7 +20,7 @@ class SpecError(DataError):
 
 
 class RequestError(CauceError):
-    """A prediction request is malformed; `field` names the offending part, `status` the HTTP code."""
+    """A malformed prediction request; `field` names the offending part, `status` the HTTP code."""
 
     def __init__(self, message: str, *, field: str | None = None, status: int = 400) -> None:
         super().__init__(message)

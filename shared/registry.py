@@ -1,4 +1,4 @@
-"""The model registry in the bucket: immutable numbered versions and aliases moved by compare-and-swap."""
+"""The model registry in the bucket: immutable numbered versions, aliases moved by CAS."""
 
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ def list_versions(store: Store, pipeline: str) -> list[dict[str, Any]]:
     return versions
 
 
-def register_version(store: Store, pipeline: str, *, run_id: str, model: bytes,
-                     meta: dict[str, Any]) -> dict[str, Any]:
+def register_version(
+    store: Store, pipeline: str, *, run_id: str, model: bytes, meta: dict[str, Any]
+) -> dict[str, Any]:
     """Register a new immutable version, or return the one this run already registered."""
     for existing in list_versions(store, pipeline):
         if existing.get("run_id") == run_id:
@@ -55,9 +56,15 @@ def register_version(store: Store, pipeline: str, *, run_id: str, model: bytes,
     while True:
         taken = [int(n) for n in store.children(versions_prefix(pipeline)) if n.isdigit()]
         number = max(taken, default=0) + 1
-        record = {**meta, "pipeline": pipeline, "version": number, "run_id": run_id,
-                  "created": now(), "artifact": MODEL_FILE,
-                  "sha256": hashlib.sha256(model).hexdigest()}
+        record = {
+            **meta,
+            "pipeline": pipeline,
+            "version": number,
+            "run_id": run_id,
+            "created": now(),
+            "artifact": MODEL_FILE,
+            "sha256": hashlib.sha256(model).hexdigest(),
+        }
         try:  # claiming version.json is the commit point: a racer takes the next number
             store.put_json(version_key(pipeline, number), record, if_none_match=True)
         except Conflict:
@@ -75,8 +82,9 @@ def load_version(store: Store, pipeline: str, version: int) -> tuple[dict[str, A
     record = dict(store.get_json(version_key(pipeline, version)))
     model = store.get_bytes(version_key(pipeline, version, record["artifact"]))
     if hashlib.sha256(model).hexdigest() != record["sha256"]:
-        raise DataError(f"model {pipeline} v{version} does not match its recorded sha256; "
-                        "refusing to load it")
+        raise DataError(
+            f"model {pipeline} v{version} does not match its recorded sha256; refusing to load it"
+        )
     return record, model
 
 
@@ -88,8 +96,15 @@ def get_alias(store: Store, pipeline: str, alias: str = "production") -> dict[st
         return None
 
 
-def move_alias(store: Store, pipeline: str, version: int, *, alias: str = "production",
-               run_id: str | None = None, reason: str = "") -> dict[str, Any]:
+def move_alias(
+    store: Store,
+    pipeline: str,
+    version: int,
+    *,
+    alias: str = "production",
+    run_id: str | None = None,
+    reason: str = "",
+) -> dict[str, Any]:
     """Point the alias at `version` with a conditional write, recording the move in history."""
     while True:
         try:
@@ -98,8 +113,15 @@ def move_alias(store: Store, pipeline: str, version: int, *, alias: str = "produ
             condition: dict[str, Any] = {"if_match": etag}
         except NotFound:
             previous, condition = None, {"if_none_match": True}
-        pointer = {"pipeline": pipeline, "alias": alias, "version": version,
-                   "previous": previous, "moved": now(), "run_id": run_id, "reason": reason}
+        pointer = {
+            "pipeline": pipeline,
+            "alias": alias,
+            "version": version,
+            "previous": previous,
+            "moved": now(),
+            "run_id": run_id,
+            "reason": reason,
+        }
         try:
             store.put_json(alias_key(pipeline, alias), pointer, **condition)
         except Conflict:

@@ -1,4 +1,4 @@
-"""Run records in the bucket: `runs/<id>/run.json` and each stage's `status.json`, read as one view."""
+"""Run records: `runs/<id>/run.json` and each stage's `status.json`, read as one view."""
 
 from __future__ import annotations
 
@@ -22,8 +22,15 @@ def stage_key(run_id: str, stage: str, name: str) -> str:
     return f"runs/{run_id}/{stage}/{name}"
 
 
-def create_run(store: Store, *, run_id: str, pipeline: str, source: dict[str, Any],
-               spec_text: str | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def create_run(
+    store: Store,
+    *,
+    run_id: str,
+    pipeline: str,
+    source: dict[str, Any],
+    spec_text: str | None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write `run.json` once; a second call for the same id keeps the first record."""
     record = {
         "run_id": run_id,

@@ -26,7 +26,9 @@ def free_port(*, also_free_at: int = 0) -> int:
 def port_is_free(port: int) -> bool:
     """Whether nothing listens on 127.0.0.1:port."""
     with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is fine
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # as servers do: TIME_WAIT is fine
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -49,9 +51,25 @@ def broker_binary() -> str:
 
 def broker_argv(*, port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
     """The broker's command line, persisting to `data_dir` so ledgers survive a restart."""
-    return [broker_binary(), "--port", str(port), "--bind", host, "--dir", str(data_dir),
-            "--appendonly", "yes", "--save", "60 1", "--protected-mode", "no",
-            "--daemonize", "no", "--loglevel", "warning"]
+    return [
+        broker_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        host,
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "60 1",
+        "--protected-mode",
+        "no",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
 
 
 def weed_binary() -> str:
@@ -66,11 +84,22 @@ def weed_binary() -> str:
 def weed_argv(*, s3_port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
     """`weed mini` with its S3 port fixed and every internal port free and on loopback."""
     ports = {name: free_port(also_free_at=10000) for name in ("master", "volume", "filer", "admin")}
-    return [weed_binary(), "mini", f"-dir={data_dir}", f"-ip={host}", f"-ip.bind={host}",
-            f"-s3.port={s3_port}", f"-master.port={ports['master']}",
-            f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
-            f"-admin.port={ports['admin']}", "-admin.ui=false", "-webdav=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    return [
+        weed_binary(),
+        "mini",
+        f"-dir={data_dir}",
+        f"-ip={host}",
+        f"-ip.bind={host}",
+        f"-s3.port={s3_port}",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        f"-admin.port={ports['admin']}",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+    ]
 
 
 def http_answers(url: str, *, timeout: float = 2.0) -> bool:

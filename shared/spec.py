@@ -1,4 +1,4 @@
-"""The pipeline spec (`pipelines/<name>.yaml`): parsed, validated field by field, defaults inferred."""
+"""The pipeline spec (`pipelines/<name>.yaml`): parsed, validated per field, defaults inferred."""
 
 from __future__ import annotations
 
@@ -93,8 +93,9 @@ def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> PipelineSpec:
     metric = spec.metric or DEFAULT_METRIC[task]
     if metric not in METRICS or METRICS[metric].task != task:
         allowed = ", ".join(sorted(m for m in METRICS if METRICS[m].task == task))
-        raise SpecError(f"metric {metric!r} does not fit a {task} task; use one of: {allowed}",
-                        field="metric")
+        raise SpecError(
+            f"metric {metric!r} does not fit a {task} task; use one of: {allowed}", field="metric"
+        )
     models = spec.models or [ModelSpec(estimator=name) for name in ESTIMATORS[task]]
     for index, model in enumerate(models):
         if model.estimator not in ESTIMATORS[task]:
@@ -103,5 +104,6 @@ def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> PipelineSpec:
                 f"use one of: {', '.join(ESTIMATORS[task])}",
                 field=f"models[{index}].estimator",
             )
-    return spec.model_copy(update={"target": target, "task": task, "metric": metric,
-                                   "models": models})
+    return spec.model_copy(
+        update={"target": target, "task": task, "metric": metric, "models": models}
+    )

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from shared.config import Settings
-from shared.pipeline import STAGES
 from shared.errors import CauceError
+from shared.pipeline import STAGES
 from shared.servers import broker_argv, http_answers, port_is_free, tcp_answers, weed_argv
 
 STOP_GRACE_SECONDS = 30.0
@@ -41,11 +41,16 @@ def write_stack_env(settings: Settings) -> None:
     lines = {}
     if path.exists():
         lines = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    lines.setdefault("CAUCE_S3_ACCESS_KEY", settings.s3_access_key or f"cauce-{secrets.token_hex(4)}")
+    lines.setdefault(
+        "CAUCE_S3_ACCESS_KEY", settings.s3_access_key or f"cauce-{secrets.token_hex(4)}"
+    )
     lines.setdefault("CAUCE_S3_SECRET_KEY", settings.s3_secret_key or secrets.token_urlsafe(24))
-    lines.update(CAUCE_BROKER_URL=settings.broker_url, CAUCE_BUCKET=settings.bucket,
-                 CAUCE_S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
-                 CAUCE_SERVE_PORT=str(settings.serve_port))
+    lines.update(
+        CAUCE_BROKER_URL=settings.broker_url,
+        CAUCE_BUCKET=settings.bucket,
+        CAUCE_S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
+        CAUCE_SERVE_PORT=str(settings.serve_port),
+    )
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
     path.chmod(0o600)
 
@@ -69,22 +74,54 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
         (home / "data" / sub).mkdir(parents=True, exist_ok=True)
     py = sys.executable
     procs = [
-        Proc("broker", broker_argv(port=broker_port, data_dir=home / "data" / "redis"),
-             probe=("tcp", broker_port)),
-        Proc("s3", weed_argv(s3_port=s3_port, data_dir=home / "data" / "s3"),
-             env={"AWS_ACCESS_KEY_ID": settings.s3_access_key or "",
-                  "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key or ""},
-             probe=("http", f"http://127.0.0.1:{s3_port}/")),
+        Proc(
+            "broker",
+            broker_argv(port=broker_port, data_dir=home / "data" / "redis"),
+            probe=("tcp", broker_port),
+        ),
+        Proc(
+            "s3",
+            weed_argv(s3_port=s3_port, data_dir=home / "data" / "s3"),
+            env={
+                "AWS_ACCESS_KEY_ID": settings.s3_access_key or "",
+                "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key or "",
+            },
+            probe=("http", f"http://127.0.0.1:{s3_port}/"),
+        ),
         Proc("watcher", [py, "-m", "services.ingest.watcher"]),
     ]
     for stage in STAGES:
         for index in range(1, workers.get(stage, 1) + 1):
-            procs.append(Proc(f"{stage}-{index}", [
-                py, "-m", "celery", "-A", f"services.{stage}.worker", "worker", "-Q", stage,
-                "-c", "1", "-n", f"{stage}-{index}@%h", "--without-gossip", "--without-mingle",
-                "--loglevel", "INFO"]))
-    procs.append(Proc("serve", [py, "-m", "services.serve"],
-                      probe=("http", f"{settings.serve_url}/v2/health/live")))
+            procs.append(
+                Proc(
+                    f"{stage}-{index}",
+                    [
+                        py,
+                        "-m",
+                        "celery",
+                        "-A",
+                        f"services.{stage}.worker",
+                        "worker",
+                        "-Q",
+                        stage,
+                        "-c",
+                        "1",
+                        "-n",
+                        f"{stage}-{index}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--loglevel",
+                        "INFO",
+                    ],
+                )
+            )
+    procs.append(
+        Proc(
+            "serve",
+            [py, "-m", "services.serve"],
+            probe=("http", f"{settings.serve_url}/v2/health/live"),
+        )
+    )
     return procs
 
 
@@ -127,8 +164,15 @@ def status(home: Path) -> list[dict[str, Any]]:
     state = read_state(home)
     if state is None:
         return []
-    return [{"name": p["name"], "pid": p["pid"], "healthy": healthy(p),
-             "restarts": p.get("restarts", 0)} for p in state["processes"]]
+    return [
+        {
+            "name": p["name"],
+            "pid": p["pid"],
+            "healthy": healthy(p),
+            "restarts": p.get("restarts", 0),
+        }
+        for p in state["processes"]
+    ]
 
 
 def up(settings: Settings, workers: dict[str, int]) -> int:
@@ -145,8 +189,12 @@ def up(settings: Settings, workers: dict[str, int]) -> int:
     with open(home / "logs" / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "shared.supervisor", json.dumps(workers)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
         )
     return proc.pid
 
@@ -162,8 +210,10 @@ def check_ports(settings: Settings) -> None:
     }
     for setting, port in wanted.items():
         if not port_is_free(port):
-            raise CauceError(f"port {port} is already in use on 127.0.0.1; stop what uses it or "
-                             f"choose another port with {setting}")
+            raise CauceError(
+                f"port {port} is already in use on 127.0.0.1; stop what uses it or "
+                f"choose another port with {setting}"
+            )
 
 
 def wait_healthy(home: Path, *, timeout: float, on_progress: Any = None) -> list[dict[str, Any]]:

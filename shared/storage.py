@@ -190,8 +190,12 @@ class Store:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], str(item["ETag"]), int(item["Size"]),
-                                 item["LastModified"].isoformat())
+                yield ObjectInfo(
+                    item["Key"],
+                    str(item["ETag"]),
+                    int(item["Size"]),
+                    item["LastModified"].isoformat(),
+                )
 
     @_translate
     def children(self, prefix: str) -> list[str]:

@@ -15,9 +15,10 @@ from shared.runs import describe_run, is_terminal, read_run
 from shared.storage import Store, check_name
 
 
-def submit_file(store: Store, path: Path, *, pipeline: str,
-                target: str | None = None) -> dict[str, Any]:
-    """Upload `path` to `incoming/<pipeline>/`; with `target`, set it in the pipeline's spec first."""
+def submit_file(
+    store: Store, path: Path, *, pipeline: str, target: str | None = None
+) -> dict[str, Any]:
+    """Upload `path` to `incoming/<pipeline>/`; with `target`, set it in the spec first."""
     check_name(pipeline)
     check_name(path.name, what="file")
     store.ensure_bucket()
@@ -38,8 +39,9 @@ def _set_target(store: Store, pipeline: str, target: str) -> None:
     if not isinstance(spec, dict):
         spec = {}
     spec["target"] = target
-    store.put_bytes(key, yaml.safe_dump(spec, sort_keys=False).encode(),
-                    content_type="application/yaml")
+    store.put_bytes(
+        key, yaml.safe_dump(spec, sort_keys=False).encode(), content_type="application/yaml"
+    )
 
 
 def find_run(store: Store, *, key: str, etag: str, after: str) -> str | None:
@@ -56,8 +58,13 @@ def find_run(store: Store, *, key: str, etag: str, after: str) -> str | None:
     return None
 
 
-def wait_for_run(store: Store, run_id: str, *, timeout: float,
-                 on_change: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def wait_for_run(
+    store: Store,
+    run_id: str,
+    *,
+    timeout: float,
+    on_change: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Poll the run until it ends or `timeout` passes; call `on_change` whenever it moves."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -36,17 +36,30 @@ class Supervisor:
         if proc.name not in self.logs:
             self.logs[proc.name] = open(self.home / "logs" / f"{proc.name}.log", "ab")  # noqa: SIM115
         self.children[proc.name] = subprocess.Popen(
-            proc.argv, env={**self.env, **proc.env}, stdout=self.logs[proc.name],
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            proc.argv,
+            env={**self.env, **proc.env},
+            stdout=self.logs[proc.name],
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         (self.home / "pids" / f"{proc.name}.pid").write_text(str(self.children[proc.name].pid))
         self.write_state()
 
     def write_state(self) -> None:
         """Record every process's pid for `cauce status` and `cauce down`."""
-        state = {"supervisor": os.getpid(), "processes": [
-            {"name": p.name, "pid": self.children[p.name].pid if p.name in self.children else None,
-             "probe": p.probe, "restarts": self.restarts[p.name]} for p in self.procs]}
+        state = {
+            "supervisor": os.getpid(),
+            "processes": [
+                {
+                    "name": p.name,
+                    "pid": self.children[p.name].pid if p.name in self.children else None,
+                    "probe": p.probe,
+                    "restarts": self.restarts[p.name],
+                }
+                for p in self.procs
+            ],
+        }
         tmp = self.home / "state.json.tmp"
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(self.home / "state.json")
@@ -79,8 +92,9 @@ class Supervisor:
             now = time.monotonic()
             if proc.name not in self.next_start:
                 delay = min(30.0, 0.5 * 2 ** self.restarts[proc.name])
-                log.warning("%s exited with %s; restarting in %.1fs", proc.name, child.returncode,
-                            delay)
+                log.warning(
+                    "%s exited with %s; restarting in %.1fs", proc.name, child.returncode, delay
+                )
                 self.next_start[proc.name] = now + delay
             elif now >= self.next_start.pop(proc.name):
                 self.restarts[proc.name] += 1

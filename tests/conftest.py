@@ -55,8 +55,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = root / "weed.log"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     with open(log, "wb") as out:
-        proc = subprocess.Popen(weed_argv(s3_port=port, data_dir=root / "data"), env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=root)
+        proc = subprocess.Popen(
+            weed_argv(s3_port=port, data_dir=root / "data"),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
     try:
         _wait(lambda: http_answers(f"http://127.0.0.1:{port}/"), "SeaweedFS", log)
         yield Server(f"http://127.0.0.1:{port}", port)
@@ -71,8 +76,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     log = root / "redis.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(broker_argv(port=port, data_dir=root), stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            broker_argv(port=port, data_dir=root), stdout=out, stderr=subprocess.STDOUT
+        )
     client = redis.Redis(port=port)
 
     def pings() -> bool:

@@ -7,8 +7,14 @@ from typing import Any
 from shared.registry import alias_history
 
 
-def version_meta(*, ingest: dict[str, Any], train: dict[str, Any], evaluation: dict[str, Any],
-                 signature: list[dict[str, Any]], source: str) -> dict[str, Any]:
+def version_meta(
+    *,
+    ingest: dict[str, Any],
+    train: dict[str, Any],
+    evaluation: dict[str, Any],
+    signature: list[dict[str, Any]],
+    source: str,
+) -> dict[str, Any]:
     """The record of a new model version: signature, metrics and lineage."""
     return {
         "task": ingest["task"],

@@ -18,7 +18,9 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
     """Register the trained model; promote it if it beat production."""
     evaluation = ctx.upstream("evaluate")
     meta = version_meta(
-        ingest=ctx.upstream("ingest"), train=ctx.upstream("train"), evaluation=evaluation,
+        ingest=ctx.upstream("ingest"),
+        train=ctx.upstream("train"),
+        evaluation=evaluation,
         signature=ctx.store.get_json(ctx.key("signature.json", "preprocess")),
         source=ctx.run["source"]["key"],
     )
@@ -26,17 +28,26 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
     record = register_version(ctx.store, ctx.pipeline, run_id=ctx.run_id, model=model, meta=meta)
     promoted = bool(evaluation["gate"]["passed"])
     if promoted and not already_promoted(ctx.store, ctx.pipeline, ctx.run_id):
-        move_alias(ctx.store, ctx.pipeline, record["version"], run_id=ctx.run_id,
-                   reason=evaluation["gate"]["reason"])
+        move_alias(
+            ctx.store,
+            ctx.pipeline,
+            record["version"],
+            run_id=ctx.run_id,
+            reason=evaluation["gate"]["reason"],
+        )
     ctx.log.info("registered v%s (promoted: %s)", record["version"], promoted)
-    return {"version": record["version"], "promoted": promoted,
-            "reason": evaluation["gate"]["reason"]}
+    return {
+        "version": record["version"],
+        "promoted": promoted,
+        "reason": evaluation["gate"]["reason"],
+    }
 
 
 def create_worker(settings: Settings | None = None) -> Celery:
     """The deploy worker's Celery app with its task registered."""
     settings = settings or load_settings()
     app = create_celery(settings, "deploy")
-    register_stage(app, stage="deploy", store=Store.from_settings(settings), settings=settings,
-                   work=deploy)
+    register_stage(
+        app, stage="deploy", store=Store.from_settings(settings), settings=settings, work=deploy
+    )
     return app

@@ -1,4 +1,4 @@
-"""evaluate.run: score the candidate and the production model on the same test split, decide the gate."""
+"""evaluate.run: score candidate and production on the same test split, and decide the gate."""
 
 from __future__ import annotations
 
@@ -25,18 +25,28 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
     candidate = load_model(ctx.store.get_bytes(ctx.key("model.skops", "train")))
     metrics = evaluate_model(candidate, X=X, y=y, task=spec.task, classes=classes)
     champion_version, champion_metrics, note = _score_champion(ctx, X=X, y=y, classes=classes)
-    gate = decide(candidate=metrics, champion=champion_metrics, metric=spec.metric,
-                  min_improvement=spec.gate.min_improvement)
+    gate = decide(
+        candidate=metrics,
+        champion=champion_metrics,
+        metric=spec.metric,
+        min_improvement=spec.gate.min_improvement,
+    )
     if note:
         gate["reason"] = f"{gate['reason']} ({note})"
-    report = {"metrics": metrics, "champion_version": champion_version,
-              "champion_metrics": champion_metrics, "gate": gate, "test_rows": len(test)}
+    report = {
+        "metrics": metrics,
+        "champion_version": champion_version,
+        "champion_metrics": champion_metrics,
+        "gate": gate,
+        "test_rows": len(test),
+    }
     ctx.store.put_json(ctx.key("report.json"), report)
     return {**report, "outputs": ["report.json"]}
 
 
-def _score_champion(ctx: StageContext, *, X: Any, y: Any,
-                    classes: list[Any] | None) -> tuple[int | None, dict[str, Any] | None, str]:
+def _score_champion(
+    ctx: StageContext, *, X: Any, y: Any, classes: list[Any] | None
+) -> tuple[int | None, dict[str, Any] | None, str]:
     """The production model's metrics on this test split, or why there are none."""
     alias = get_alias(ctx.store, ctx.pipeline)
     if alias is None:
@@ -49,7 +59,11 @@ def _score_champion(ctx: StageContext, *, X: Any, y: Any,
         metrics = evaluate_model(champion, X=X, y=y, task=record["task"], classes=classes)
     except Exception as exc:  # a champion trained on other columns cannot score this split
         ctx.log.warning("production model cannot score this test split: %s", exc)
-        return alias["version"], None, f"production v{alias['version']} cannot score this data: {exc}"
+        return (
+            alias["version"],
+            None,
+            f"production v{alias['version']} cannot score this data: {exc}",
+        )
     return alias["version"], metrics, ""
 
 
@@ -57,6 +71,7 @@ def create_worker(settings: Settings | None = None) -> Celery:
     """The evaluate worker's Celery app with its task registered."""
     settings = settings or load_settings()
     app = create_celery(settings, "evaluate")
-    register_stage(app, stage="evaluate", store=Store.from_settings(settings), settings=settings,
-                   work=evaluate)
+    register_stage(
+        app, stage="evaluate", store=Store.from_settings(settings), settings=settings, work=evaluate
+    )
     return app

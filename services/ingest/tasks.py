@@ -1,4 +1,4 @@
-"""ingest.run: read the dropped file, check it, and write the table, its profile and the resolved spec."""
+"""ingest.run: read the dropped file, check it, write the table, its profile and the spec."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ from typing import Any
 
 from celery import Celery
 
-from services.ingest.ingestion import (
-    infer_task,
-    profile_table,
-    read_table,
-    resolve_target,
-    validate_table,
-)
+from services.ingest.ingestion import infer_task, profile_table, resolve_target, validate_table
+from services.ingest.reading import read_table
 from shared.config import Settings, load_settings
 from shared.errors import DataError, NotFound
 from shared.messaging import create_celery
@@ -50,7 +45,9 @@ def _download(ctx: StageContext, source: str) -> bytes:
     try:
         size = ctx.store.head(source).size
     except NotFound as exc:
-        raise DataError(f"the dropped file {source} is no longer in the bucket; drop it again") from exc
+        raise DataError(
+            f"the dropped file {source} is no longer in the bucket; drop it again"
+        ) from exc
     limit = ctx.settings.max_upload_bytes
     if size > limit:
         raise DataError(
@@ -69,14 +66,22 @@ def quarantine(ctx: StageContext, error: DataError) -> None:
         ctx.store.copy(source, prefix + source.rsplit("/", 1)[-1])
     except NotFound:
         ctx.log.warning("nothing to quarantine: %s is gone", source)
-    ctx.store.put_json(prefix + "reason.json", {"source": source, "error": str(error),
-                                                "field": error.field, "run_id": ctx.run_id})
+    ctx.store.put_json(
+        prefix + "reason.json",
+        {"source": source, "error": str(error), "field": error.field, "run_id": ctx.run_id},
+    )
 
 
 def create_worker(settings: Settings | None = None) -> Celery:
     """The ingest worker's Celery app with its task registered."""
     settings = settings or load_settings()
     app = create_celery(settings, "ingest")
-    register_stage(app, stage="ingest", store=Store.from_settings(settings), settings=settings,
-                   work=ingest, on_failure=quarantine)
+    register_stage(
+        app,
+        stage="ingest",
+        store=Store.from_settings(settings),
+        settings=settings,
+        work=ingest,
+        on_failure=quarantine,
+    )
     return app

@@ -6,14 +6,15 @@ import logging
 import signal
 import threading
 import uuid
+
 import redis
 from celery import Celery
 
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, DataError, NotFound
 from shared.ids import new_run_id
-from shared.messaging import create_celery
 from shared.messages import RunStage
+from shared.messaging import create_celery
 from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
 from shared.storage import ObjectInfo, Store, check_name
@@ -28,7 +29,7 @@ PREFIX = "incoming/"
 
 def pipeline_of(key: str) -> str | None:
     """The pipeline a dropped key belongs to, or None for keys that are not drops."""
-    parts = key[len(PREFIX):].split("/")
+    parts = key[len(PREFIX) :].split("/")
     if len(parts) < 2 or not parts[-1] or parts[-1].startswith("."):
         return None  # a folder marker, a hidden file or a file directly under incoming/
     try:
@@ -64,13 +65,23 @@ class Watcher:
     def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
         """Start the run for one drop unless the ledger shows it was started already."""
         self.broker.hsetnx(LEDGER, entry, new_run_id())
-        run_id = self.broker.hget(LEDGER, entry).decode()
+        claimed = self.broker.hget(LEDGER, entry)
+        run_id = claimed.decode() if isinstance(claimed, bytes) else str(claimed)
         if self.broker.sismember(SENT, run_id):
             return None
         # Claimed but maybe not started (a watcher died here): both steps below are idempotent.
-        create_run(self.store, run_id=run_id, pipeline=pipeline, spec_text=self._spec(pipeline),
-                   source={"key": item.key, "etag": item.etag, "size": item.size,
-                           "modified": item.modified})
+        create_run(
+            self.store,
+            run_id=run_id,
+            pipeline=pipeline,
+            spec_text=self._spec(pipeline),
+            source={
+                "key": item.key,
+                "etag": item.etag,
+                "size": item.size,
+                "modified": item.modified,
+            },
+        )
         message = RunStage(run_id=run_id, pipeline=pipeline)
         self.app.send_task(TASKS[STAGES[0]], kwargs=message.model_dump(), queue=STAGES[0])
         self.broker.sadd(SENT, run_id)

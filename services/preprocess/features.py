@@ -123,4 +123,3 @@ def build_transformer(X: pd.DataFrame) -> ColumnTransformer:
             "add such a column to the table",
         )
     return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
-

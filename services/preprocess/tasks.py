@@ -16,12 +16,18 @@ from shared.storage import Store
 
 
 def preprocess(ctx: StageContext) -> dict[str, Any]:
-    """Write the train, validation and test splits, the fitted transformer and the input signature."""
+    """Write the three splits, the transformer fitted on train, and the input signature."""
     spec = ctx.spec()
     assert spec.target is not None and spec.task is not None
     frame = ctx.store.get_frame(ctx.key("data.parquet", "ingest"))
-    parts = split_frame(frame, target=spec.target, task=spec.task, test=spec.split.test,
-                        validation=spec.split.validation, seed=spec.split.seed)
+    parts = split_frame(
+        frame,
+        target=spec.target,
+        task=spec.task,
+        test=spec.split.test,
+        validation=spec.split.validation,
+        seed=spec.split.seed,
+    )
     for name, part in parts.items():
         ctx.store.put_frame(ctx.key(f"{name}.parquet"), part)
     features = parts["train"].drop(columns=[spec.target])
@@ -39,6 +45,11 @@ def create_worker(settings: Settings | None = None) -> Celery:
     """The preprocess worker's Celery app with its task registered."""
     settings = settings or load_settings()
     app = create_celery(settings, "preprocess")
-    register_stage(app, stage="preprocess", store=Store.from_settings(settings),
-                   settings=settings, work=preprocess)
+    register_stage(
+        app,
+        stage="preprocess",
+        store=Store.from_settings(settings),
+        settings=settings,
+        work=preprocess,
+    )
     return app

@@ -30,13 +30,18 @@ class Stack:
     settings: Settings
     store: Store
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         """Run `cauce ARGS` against this stack."""
-        result = subprocess.run([CAUCE, *args], env=self.env, capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            [CAUCE, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"cauce {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"cauce {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def cli_json(self, *args: str) -> Any:
@@ -63,8 +68,7 @@ def stack_env(home: Path) -> dict[str, str]:
 def running_stack(home: Path, *args: str) -> Iterator[Stack]:
     """`cauce up ARGS` in `home`, and `cauce down` when done."""
     env = stack_env(home)
-    up = subprocess.run([CAUCE, "up", *args], env=env, capture_output=True, text=True,
-                        timeout=300)
+    up = subprocess.run([CAUCE, "up", *args], env=env, capture_output=True, text=True, timeout=300)
     try:
         assert up.returncode == 0, f"cauce up failed:\n{up.stdout}\n{up.stderr}"
         settings = _settings(env)

@@ -30,7 +30,9 @@ def wait_run(store: Store, run_id: str, *, timeout: float = 300) -> dict[str, An
         if is_terminal(view):
             return view
         time.sleep(0.3)
-    raise AssertionError(f"run {run_id} did not end within {timeout}s: {describe_run(store, run_id)}")
+    raise AssertionError(
+        f"run {run_id} did not end within {timeout}s: {describe_run(store, run_id)}"
+    )
 
 
 def wait_served(url: str, pipeline: str, version: int, *, timeout: float = 30) -> dict[str, Any]:

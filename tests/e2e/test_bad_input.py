@@ -24,9 +24,18 @@ CASES = [
     ("ragged", None, (GOOD[:2000] + "\n1,2,3\n").encode(), "line"),
     ("dup-columns", None, b"a,a,b\n" + b"1,2,3\n" * 50, "duplicate"),
     ("no-target", "target: churned\n", GOOD.encode(), "churned"),
-    ("constant-target", None, b"x,y\n" + b"".join(b"%d,1\n" % i for i in range(60)), "nothing to learn"),
-    ("missing-target", "target: y\n", b"x,y\n" + b"".join(b"%d,\n" % i for i in range(60)),
-     "no values"),
+    (
+        "constant-target",
+        None,
+        b"x,y\n" + b"".join(b"%d,1\n" % i for i in range(60)),
+        "nothing to learn",
+    ),
+    (
+        "missing-target",
+        "target: y\n",
+        b"x,y\n" + b"".join(b"%d,\n" % i for i in range(60)),
+        "no values",
+    ),
     ("bad-yaml", "target: [unclosed\n", GOOD.encode(), "YAML"),
     ("bad-estimator", "models:\n  - estimator: quantum_forest\n", GOOD.encode(), "quantum_forest"),
     ("bad-split", "split: {test: 2}\n", GOOD.encode(), "split.test"),
@@ -41,13 +50,16 @@ def failed_runs(stack: Stack) -> dict[str, dict]:
         if spec is not None:
             stack.store.put_bytes(f"pipelines/{pipeline}.yaml", spec.encode())
         stack.store.put_bytes(f"incoming/{pipeline}/data.csv", content)
-    return {pipeline: wait_run(stack.store, run_for(stack.store, f"incoming/{pipeline}/data.csv"))
-            for pipeline, *_ in CASES}
+    return {
+        pipeline: wait_run(stack.store, run_for(stack.store, f"incoming/{pipeline}/data.csv"))
+        for pipeline, *_ in CASES
+    }
 
 
 @pytest.mark.parametrize(("pipeline", "reason"), [(c[0], c[3]) for c in CASES])
-def test_bad_file_fails_with_a_reason_and_is_kept(stack: Stack, failed_runs: dict[str, dict],
-                                                  pipeline: str, reason: str) -> None:
+def test_bad_file_fails_with_a_reason_and_is_kept(
+    stack: Stack, failed_runs: dict[str, dict], pipeline: str, reason: str
+) -> None:
     run = failed_runs[pipeline]
     assert run["state"] == "failed"
     assert run["error"].startswith("ingest: ")
@@ -60,7 +72,7 @@ def test_bad_file_fails_with_a_reason_and_is_kept(stack: Stack, failed_runs: dic
     assert "failed" in shown.stdout and reason.lower() in shown.stdout.lower()
 
 
-def test_a_failed_run_exits_non_zero_from_submit_wait(stack: Stack, tmp_path) -> None:  # noqa: ANN001
+def test_a_failed_run_exits_non_zero_from_submit_wait(stack: Stack, tmp_path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"x,y\n1,1\n2,1\n")
     result = stack.cli("submit", str(bad), "--pipeline", "tiny", "--wait", check=False)

@@ -1,4 +1,4 @@
-"""The whole loop as a user drives it: drop or submit a file, follow the run, query the served model."""
+"""The whole loop as a user drives it: drop or submit, follow the run, query the served model."""
 
 from __future__ import annotations
 
@@ -17,12 +17,18 @@ WEAK_CLASSIFIER = "models:\n  - estimator: logistic_regression\n    search: {C: 
 def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> None:
     data = tmp_path / "cancer.csv"
     cancer_frame().to_csv(data, index=False)
-    result = stack.cli("submit", str(data), "--pipeline", "cancer", "--target", "diagnosis",
-                       "--wait", "--json")
+    result = stack.cli(
+        "submit", str(data), "--pipeline", "cancer", "--target", "diagnosis", "--wait", "--json"
+    )
     run = json.loads(result.stdout)
     assert run["state"] == "succeeded" and run["error"] is None
-    assert [s["stage"] for s in run["stages"]] == ["ingest", "preprocess", "train", "evaluate",
-                                                   "deploy"]
+    assert [s["stage"] for s in run["stages"]] == [
+        "ingest",
+        "preprocess",
+        "train",
+        "evaluate",
+        "deploy",
+    ]
     assert all(s["state"] == "succeeded" and s["seconds"] >= 0 for s in run["stages"])
     assert run["metrics"]["accuracy"] > 0.85 and run["metrics"]["roc_auc"] > 0.9
     assert run["model_version"] == 1 and run["promoted"] is True
@@ -30,10 +36,11 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
 
     wait_served(stack.settings.serve_url, "cancer", 1)
     row = cancer_frame().drop(columns=["diagnosis"]).iloc[:2]
-    answer = requests.post(f"{stack.settings.serve_url}/invocations/cancer",
-                           json={"dataframe_split": json.loads(row.to_json(orient="split",
-                                                                           index=False))},
-                           timeout=10)
+    answer = requests.post(
+        f"{stack.settings.serve_url}/invocations/cancer",
+        json={"dataframe_split": json.loads(row.to_json(orient="split", index=False))},
+        timeout=10,
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["model"] == {"name": "cancer", "version": 1}
@@ -42,7 +49,8 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
 
     models = stack.cli_json("models")
     assert [(m["pipeline"], m["version"], m["aliases"]) for m in models] == [
-        ("cancer", 1, ["production"])]
+        ("cancer", 1, ["production"])
+    ]
 
 
 def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> None:
@@ -55,10 +63,13 @@ def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> Non
 
     wait_served(stack.settings.serve_url, "diabetes", run["model_version"])
     features = frame.drop(columns=["progression"]).iloc[:3]
-    inputs = [{"name": col, "shape": [3], "datatype": "FP64", "data": features[col].tolist()}
-              for col in features.columns]
-    answer = requests.post(f"{stack.settings.serve_url}/v2/models/diabetes/infer",
-                           json={"inputs": inputs}, timeout=10)
+    inputs = [
+        {"name": col, "shape": [3], "datatype": "FP64", "data": features[col].tolist()}
+        for col in features.columns
+    ]
+    answer = requests.post(
+        f"{stack.settings.serve_url}/v2/models/diabetes/infer", json={"inputs": inputs}, timeout=10
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["model_name"] == "diabetes" and body["model_version"] == str(run["model_version"])
@@ -82,13 +93,15 @@ def test_only_a_better_model_moves_production(stack: Stack) -> None:
         versions.append(run)
     first, better, worse = versions
     assert first["promoted"] and first["gate"]["reason"].startswith("no production model")
-    assert better["promoted"] and better["champion_metrics"]["f1_macro"] < better["metrics"]["f1_macro"]
+    assert (
+        better["promoted"]
+        and better["champion_metrics"]["f1_macro"] < better["metrics"]["f1_macro"]
+    )
     assert not worse["promoted"] and worse["model_version"] == 3
     assert worse["champion_metrics"]["f1_macro"] > worse["metrics"]["f1_macro"]
 
     models = stack.cli_json("models", "gated")
-    assert [(m["version"], m["aliases"]) for m in models] == [(1, []), (2, ["production"]),
-                                                               (3, [])]
+    assert [(m["version"], m["aliases"]) for m in models] == [(1, []), (2, ["production"]), (3, [])]
     meta = wait_served(stack.settings.serve_url, "gated", 2)
     assert [i["name"] for i in meta["inputs"]][:2] == ["mean_radius", "mean_texture"]
 

@@ -19,7 +19,9 @@ def _process(stack_status: dict, name: str) -> dict:
 def test_dead_processes_restart_and_data_survives_down_up(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with running_stack(home) as stack:
-        stack.store.put_bytes("incoming/keep/data.csv", diabetes_frame().to_csv(index=False).encode())
+        stack.store.put_bytes(
+            "incoming/keep/data.csv", diabetes_frame().to_csv(index=False).encode()
+        )
         run = wait_run(stack.store, run_for(stack.store, "incoming/keep/data.csv"))
         assert run["state"] == "succeeded", run["error"]
 

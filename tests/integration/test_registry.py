@@ -45,7 +45,7 @@ def test_tampered_artifact_is_refused(store: Store) -> None:
     store.put_bytes("models/p/versions/1/model.skops", b"evil")
     try:
         load_version(store, "p", 1)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert "sha256" in str(exc)
     else:
         raise AssertionError("a tampered model was loaded")
@@ -53,8 +53,10 @@ def test_tampered_artifact_is_refused(store: Store) -> None:
 
 def test_concurrent_alias_moves_keep_every_move_in_history(store: Store) -> None:
     move_alias(store, "p", 1, run_id="R0")
-    threads = [threading.Thread(target=move_alias, args=(store, "p", v), kwargs={"run_id": f"R{v}"})
-               for v in (2, 3, 4)]
+    threads = [
+        threading.Thread(target=move_alias, args=(store, "p", v), kwargs={"run_id": f"R{v}"})
+        for v in (2, 3, 4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -65,4 +67,5 @@ def test_concurrent_alias_moves_keep_every_move_in_history(store: Store) -> None
     assert final is not None and final["version"] in (2, 3, 4)
     # Each move names the version it replaced: the chain has no gaps, nothing was overwritten.
     assert sorted(m["previous"] for m in history if m["previous"]) == sorted(
-        m["version"] for m in history if m["version"] != final["version"])
+        m["version"] for m in history if m["version"] != final["version"]
+    )

@@ -50,6 +50,10 @@ def test_a_watcher_that_died_after_claiming_still_starts_the_run(
     store.put_bytes("incoming/churn/a.csv", b"x,y\n1,2\n")
     item = next(store.list_objects("incoming/"))
     broker = redis.Redis.from_url(settings.broker_url)
-    broker.hset("cauce:ledger:incoming", f"{item.key}|{item.etag}|{item.modified}", "01JCLAIMED0000000000000000")
+    broker.hset(
+        "cauce:ledger:incoming",
+        f"{item.key}|{item.etag}|{item.modified}",
+        "01JCLAIMED0000000000000000",
+    )
     assert _watcher(settings, store).scan() == ["01JCLAIMED0000000000000000"]
     assert _queued(settings) == 1

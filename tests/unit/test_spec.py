@@ -1,0 +1,49 @@
+"""The pipeline spec: each bad field is named; defaults come from the data."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.train.training import ESTIMATORS as TRAINABLE
+from shared.errors import SpecError
+from shared.spec import ESTIMATORS, parse_spec, resolve_spec
+
+
+def test_the_spec_offers_exactly_the_estimators_training_implements() -> None:
+    assert ESTIMATORS == TRAINABLE
+
+
+def test_no_spec_means_every_default() -> None:
+    spec = resolve_spec(parse_spec(None), target="y", task="regression")
+    assert (spec.target, spec.task, spec.metric) == ("y", "regression", "rmse")
+    assert [m.estimator for m in spec.models or []] == list(ESTIMATORS["regression"])
+    assert (spec.split.test, spec.split.validation, spec.split.seed) == (0.2, 0.2, 42)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "says"),
+    [
+        ("target: [unclosed\n", "spec", "not valid YAML"),
+        ("- a list\n", "spec", "mapping"),
+        ("split: {test: 2}\n", "split.test", "less than 0.9"),
+        ("split: {test: 0.5, validation: 0.45}\n", "split", "10% of rows"),
+        ("tuning: {trials: many}\n", "tuning.trials", "integer"),
+        ("gate: {min_improvement: -1}\n", "gate.min_improvement", "greater than or equal"),
+        ("task: clustering\n", "task", "classification"),
+        ("modles: []\n", "modles", "Extra inputs"),
+        ("models:\n  - search: {}\n", "models[0].estimator", "Field required"),
+    ],
+)
+def test_each_bad_field_is_named(text: str, field: str, says: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text)
+    assert caught.value.field == field
+    assert says in str(caught.value)
+
+
+def test_an_estimator_or_metric_that_does_not_fit_the_task_is_named() -> None:
+    spec = parse_spec("models:\n  - estimator: ridge\n")
+    with pytest.raises(SpecError, match="models\\[0\\].estimator: unknown classification"):
+        resolve_spec(spec, target="y", task="classification")
+    with pytest.raises(SpecError, match="metric 'rmse' does not fit a classification task"):
+        resolve_spec(parse_spec("metric: rmse\n"), target="y", task="classification")
