@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import CauceError
 
 
 class Settings(BaseSettings):
@@ -41,4 +43,10 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read settings from the environment, then `$CAUCE_HOME/stack.env` (written by `cauce up`)."""
     stack_env = Path(os.environ.get("CAUCE_HOME", ".cauce")) / "stack.env"
-    return Settings(_env_file=stack_env if stack_env.exists() else None)  # type: ignore[call-arg]
+    try:
+        return Settings(_env_file=stack_env if stack_env.exists() else None)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CAUCE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors() if e["loc"]
+        )
+        raise CauceError(f"invalid settings: {problems}") from None

@@ -14,7 +14,8 @@ from shared.errors import RequestError
 TYPES = ("double", "long", "string", "boolean")
 
 
-def _column_type(column: pd.Series) -> str:
+def column_type(column: pd.Series) -> str:
+    """The MLflow column type (double, long, string, boolean) of a column."""
     dtype = column.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
@@ -31,7 +32,7 @@ def _column_type(column: pd.Series) -> str:
 
 def input_signature(X: pd.DataFrame) -> list[dict[str, str]]:
     """Describe each feature column as {"name", "type"} with an MLflow ColSpec type name."""
-    return [{"name": str(name), "type": _column_type(X[name])} for name in X.columns]
+    return [{"name": str(name), "type": column_type(X[name])} for name in X.columns]
 
 
 def _is_missing(value: Any) -> bool:

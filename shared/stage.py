@@ -10,16 +10,26 @@ from typing import Any
 from celery import Celery, Task
 from pydantic import ValidationError
 
-from shared.config import Settings
+from shared.config import Settings, load_settings
 from shared.errors import DataError, TransientError
 from shared.ids import now
 from shared.messages import RunStage
+from shared.messaging import create_celery
 from shared.pipeline import TASKS, next_stage
 from shared.runs import read_run, read_status, write_status
 from shared.spec import PipelineSpec
 from shared.storage import Store
 
 log = logging.getLogger(__name__)
+
+
+class RunLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every line with the run, stage and pipeline, and passes them on as fields."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        fields = self.extra or {}
+        prefix = " ".join(f"{key}={value}" for key, value in fields.items())
+        return f"[{prefix}] {msg}", {**kwargs, "extra": {**fields, **kwargs.get("extra", {})}}
 
 
 @dataclass
@@ -33,10 +43,10 @@ class StageContext:
     store: Store
     settings: Settings
     app: Celery
-    log: logging.LoggerAdapter[logging.Logger] = field(init=False)
+    log: RunLog = field(init=False)
 
     def __post_init__(self) -> None:
-        self.log = logging.LoggerAdapter(
+        self.log = RunLog(
             log, {"run_id": self.run_id, "stage": self.stage, "pipeline": self.pipeline}
         )
 
@@ -60,16 +70,19 @@ Work = Callable[[StageContext], dict[str, Any]]
 OnFailure = Callable[[StageContext, DataError], None]
 
 
-def register_stage(
-    app: Celery,
-    *,
-    stage: str,
-    store: Store,
-    settings: Settings,
-    work: Work,
-    on_failure: OnFailure | None = None,
-) -> Task:
-    """Register `<stage>.run` on `app`, wrapping `work` in cauce's delivery rules."""
+def create_stage_worker(
+    stage: str, work: Work, *, on_failure: OnFailure | None = None, settings: Settings | None = None
+) -> Celery:
+    """The composition root of a stage worker: settings, a Celery app and the stage's task."""
+    settings = settings or load_settings()
+    app = create_celery(settings, stage)
+    runner = StageRunner(
+        stage=stage,
+        store=Store.from_settings(settings),
+        settings=settings,
+        work=work,
+        on_failure=on_failure,
+    )
 
     @app.task(name=TASKS[stage], bind=True, max_retries=8)
     def run(task: Task, **body: Any) -> None:
@@ -78,150 +91,116 @@ def register_stage(
         except ValidationError as exc:
             log.error("dropping malformed %s message %r: %s", stage, body, exc)
             return
-        execute(
-            task,
-            stage=stage,
-            message=message,
-            store=store,
-            settings=settings,
-            work=work,
-            on_failure=on_failure,
-        )
+        runner(task, message)
 
-    return run
+    return app
 
 
-def execute(
-    task: Task,
-    *,
-    stage: str,
-    message: RunStage,
-    store: Store,
-    settings: Settings,
-    work: Work,
-    on_failure: OnFailure | None,
-) -> None:
-    """Run one stage once: skip if done, record running, do the work, record the outcome."""
-    try:
-        _execute(
-            task,
-            stage=stage,
-            message=message,
-            store=store,
-            settings=settings,
-            work=work,
-            on_failure=on_failure,
-        )
-    except TransientError as exc:
-        countdown = min(60, 2**task.request.retries)
-        log.warning(
-            "run %s stage %s: transient error, retry in %ss: %s",
+@dataclass
+class StageRunner:
+    """Runs one stage of one run under cauce's delivery rules."""
+
+    stage: str
+    store: Store
+    settings: Settings
+    work: Work
+    on_failure: OnFailure | None = None
+
+    def __call__(self, task: Task, message: RunStage) -> None:
+        """Run the stage; an unreachable store or broker retries the task with backoff."""
+        try:
+            self.run(task, message)
+        except TransientError as exc:
+            countdown = min(60, 2**task.request.retries)
+            log.warning(
+                "[run_id=%s stage=%s] transient error, retry in %ss: %s",
+                message.run_id,
+                self.stage,
+                countdown,
+                exc,
+            )
+            raise task.retry(countdown=countdown, exc=exc) from exc
+
+    def run(self, task: Task, message: RunStage) -> None:
+        """Skip if done, record running, do the work, record the outcome, send the next stage."""
+        status = read_status(self.store, message.run_id, self.stage) or {}
+        if status.get("state") == "succeeded":
+            self.send_next(task.app, message)  # redelivered after the work was done
+            return
+        if status.get("state") == "failed":
+            return
+        ctx = StageContext(
+            self.stage,
             message.run_id,
-            stage,
-            countdown,
-            exc,
+            message.pipeline,
+            read_run(self.store, message.run_id),
+            self.store,
+            self.settings,
+            task.app,
         )
-        raise task.retry(countdown=countdown, exc=exc) from exc
+        attempts = int(status.get("attempts", 0)) + 1
+        started = status.get("started") or now()
+        if attempts > self.settings.max_redeliveries + 1:
+            self.record(
+                ctx,
+                "failed",
+                started,
+                attempts - 1,
+                error=f"gave up after {attempts - 1} attempts: the worker stopped each "
+                "time while running this stage (out of memory or killed?); see its log",
+            )
+            return
+        started = now()
+        self.record(ctx, "running", started, attempts)
+        outputs = self.attempt(ctx, started, attempts)
+        if outputs is not None:
+            self.record(ctx, "succeeded", started, attempts, finished=now(), **outputs)
+            self.send_next(task.app, message)
 
+    def attempt(self, ctx: StageContext, started: str, attempts: int) -> dict[str, Any] | None:
+        """Do the work; record a data error or a crash as the stage's failure."""
+        ctx.log.info("stage started (attempt %s)", attempts)
+        try:
+            outputs = self.work(ctx)
+        except TransientError:
+            raise
+        except DataError as exc:
+            ctx.log.warning("stage failed: %s", exc)
+            self.record(ctx, "failed", started, attempts, error=str(exc), field=exc.field)
+            if self.on_failure is not None:
+                self.on_failure(ctx, exc)
+            return None
+        except Exception as exc:  # a bug, not bad data: fail the run with what happened
+            ctx.log.exception("stage crashed")
+            self.record(
+                ctx,
+                "failed",
+                started,
+                attempts,
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
+            return None
+        ctx.log.info("stage succeeded")
+        return outputs
 
-def _execute(
-    task: Task,
-    *,
-    stage: str,
-    message: RunStage,
-    store: Store,
-    settings: Settings,
-    work: Work,
-    on_failure: OnFailure | None,
-) -> None:
-    status = read_status(store, message.run_id, stage)
-    if status and status.get("state") == "succeeded":
-        _send_next(task.app, stage, message)  # redelivered after the work was done
-        return
-    if status and status.get("state") == "failed":
-        return
-    ctx = StageContext(
-        stage,
-        message.run_id,
-        message.pipeline,
-        read_run(store, message.run_id),
-        store,
-        settings,
-        task.app,
-    )
-    attempts = int((status or {}).get("attempts", 0)) + 1
-    if attempts > settings.max_redeliveries + 1:
-        _fail(
-            ctx,
-            f"gave up after {attempts - 1} attempts: the worker stopped each time while "
-            "running this stage (out of memory or killed?); see the worker's log",
-            status,
-        )
-        return
-    started = now()
-    write_status(store, ctx.run_id, stage, state="running", started=started, attempts=attempts)
-    ctx.log.info("stage started (attempt %s)", attempts)
-    try:
-        outputs = work(ctx)
-    except TransientError:
-        raise
-    except DataError as exc:
-        ctx.log.warning("stage failed: %s", exc)
+    def record(
+        self, ctx: StageContext, state: str, started: str, attempts: int, **fields: Any
+    ) -> None:
+        """Write the stage's status.json; a failure also gets its finishing time."""
+        if state == "failed":
+            fields.setdefault("finished", now())
         write_status(
-            store,
+            self.store,
             ctx.run_id,
-            stage,
-            state="failed",
+            self.stage,
+            state=state,
             started=started,
-            finished=now(),
             attempts=attempts,
-            error=str(exc),
-            field=exc.field,
+            **fields,
         )
-        if on_failure is not None:
-            on_failure(ctx, exc)
-        return
-    except Exception as exc:  # a bug, not bad data: fail the run with what happened
-        ctx.log.exception("stage crashed")
-        write_status(
-            store,
-            ctx.run_id,
-            stage,
-            state="failed",
-            started=started,
-            finished=now(),
-            attempts=attempts,
-            error=f"internal error: {type(exc).__name__}: {exc}",
-        )
-        return
-    write_status(
-        store,
-        ctx.run_id,
-        stage,
-        state="succeeded",
-        started=started,
-        finished=now(),
-        attempts=attempts,
-        **outputs,
-    )
-    ctx.log.info("stage succeeded")
-    _send_next(task.app, stage, message)
 
-
-def _fail(ctx: StageContext, reason: str, status: dict[str, Any] | None) -> None:
-    started = (status or {}).get("started") or now()
-    write_status(
-        ctx.store,
-        ctx.run_id,
-        ctx.stage,
-        state="failed",
-        started=started,
-        finished=now(),
-        error=reason,
-    )
-
-
-def _send_next(app: Celery, stage: str, message: RunStage) -> None:
-    following = next_stage(stage)
-    if following is not None:
-        app.send_task(TASKS[following], kwargs=message.model_dump(), queue=following)
+    def send_next(self, app: Celery, message: RunStage) -> None:
+        """Enqueue the next stage of the run by name, if there is one."""
+        following = next_stage(self.stage)
+        if following is not None:
+            app.send_task(TASKS[following], kwargs=message.model_dump(), queue=following)

@@ -7,11 +7,8 @@ from typing import Any
 from celery import Celery
 
 from services.deploy.promotion import already_promoted, version_meta
-from shared.config import Settings, load_settings
-from shared.messaging import create_celery
 from shared.registry import move_alias, register_version
-from shared.stage import StageContext, register_stage
-from shared.storage import Store
+from shared.stage import StageContext, create_stage_worker
 
 
 def deploy(ctx: StageContext) -> dict[str, Any]:
@@ -43,11 +40,6 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def create_worker(settings: Settings | None = None) -> Celery:
+def create_worker() -> Celery:
     """The deploy worker's Celery app with its task registered."""
-    settings = settings or load_settings()
-    app = create_celery(settings, "deploy")
-    register_stage(
-        app, stage="deploy", store=Store.from_settings(settings), settings=settings, work=deploy
-    )
-    return app
+    return create_stage_worker("deploy", deploy)

@@ -8,11 +8,8 @@ from celery import Celery
 
 from services.evaluate.metrics import decide, evaluate_model
 from shared.artifacts import load_model
-from shared.config import Settings, load_settings
-from shared.messaging import create_celery
 from shared.registry import get_alias, load_version
-from shared.stage import StageContext, register_stage
-from shared.storage import Store
+from shared.stage import StageContext, create_stage_worker
 
 
 def evaluate(ctx: StageContext) -> dict[str, Any]:
@@ -67,11 +64,6 @@ def _score_champion(
     return alias["version"], metrics, ""
 
 
-def create_worker(settings: Settings | None = None) -> Celery:
+def create_worker() -> Celery:
     """The evaluate worker's Celery app with its task registered."""
-    settings = settings or load_settings()
-    app = create_celery(settings, "evaluate")
-    register_stage(
-        app, stage="evaluate", store=Store.from_settings(settings), settings=settings, work=evaluate
-    )
-    return app
+    return create_stage_worker("evaluate", evaluate)

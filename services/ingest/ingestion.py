@@ -8,10 +8,14 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import DataError, plain
+from shared.signature import column_type
 
 TARGET_NAMES = ("target", "label", "y", "class")
 # One row each for train, validation and test is the least a class needs to be stratified.
 MIN_ROWS_PER_CLASS = 3
+
+# The profile speaks of kinds; the signature of MLflow column types.
+PROFILE_KINDS = {"long": "integer", "double": "number", "string": "string", "boolean": "boolean"}
 
 
 def infer_task(y: pd.Series) -> str:
@@ -148,19 +152,9 @@ def _check_target_values(y: pd.Series, *, task: str) -> None:
 
 
 def _kind(column: pd.Series) -> str:
-    dtype = column.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return "boolean"
-    if pd.api.types.is_datetime64_any_dtype(dtype):
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
         return "datetime"
-    if pd.api.types.is_integer_dtype(dtype):
-        return "integer"
-    if pd.api.types.is_numeric_dtype(dtype):
-        return "number"
-    present = column.dropna()
-    if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
-        return "boolean"
-    return "string"
+    return PROFILE_KINDS[column_type(column)]
 
 
 def _json(value: Any) -> Any:

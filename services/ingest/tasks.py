@@ -9,12 +9,9 @@ from celery import Celery
 
 from services.ingest.ingestion import infer_task, profile_table, resolve_target, validate_table
 from services.ingest.reading import read_table
-from shared.config import Settings, load_settings
 from shared.errors import DataError, NotFound
-from shared.messaging import create_celery
 from shared.spec import parse_spec, resolve_spec
-from shared.stage import StageContext, register_stage
-from shared.storage import Store
+from shared.stage import StageContext, create_stage_worker
 
 
 def ingest(ctx: StageContext) -> dict[str, Any]:
@@ -72,16 +69,6 @@ def quarantine(ctx: StageContext, error: DataError) -> None:
     )
 
 
-def create_worker(settings: Settings | None = None) -> Celery:
+def create_worker() -> Celery:
     """The ingest worker's Celery app with its task registered."""
-    settings = settings or load_settings()
-    app = create_celery(settings, "ingest")
-    register_stage(
-        app,
-        stage="ingest",
-        store=Store.from_settings(settings),
-        settings=settings,
-        work=ingest,
-        on_failure=quarantine,
-    )
-    return app
+    return create_stage_worker("ingest", ingest, on_failure=quarantine)

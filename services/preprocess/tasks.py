@@ -8,11 +8,8 @@ from celery import Celery
 
 from services.preprocess.features import build_transformer, split_frame
 from shared.artifacts import dump_model
-from shared.config import Settings, load_settings
-from shared.messaging import create_celery
 from shared.signature import input_signature
-from shared.stage import StageContext, register_stage
-from shared.storage import Store
+from shared.stage import StageContext, create_stage_worker
 
 
 def preprocess(ctx: StageContext) -> dict[str, Any]:
@@ -41,15 +38,6 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def create_worker(settings: Settings | None = None) -> Celery:
+def create_worker() -> Celery:
     """The preprocess worker's Celery app with its task registered."""
-    settings = settings or load_settings()
-    app = create_celery(settings, "preprocess")
-    register_stage(
-        app,
-        stage="preprocess",
-        store=Store.from_settings(settings),
-        settings=settings,
-        work=preprocess,
-    )
-    return app
+    return create_stage_worker("preprocess", preprocess)

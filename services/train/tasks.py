@@ -8,10 +8,7 @@ from celery import Celery
 
 from services.train.training import best_trial, default_candidates, fit_model, tune
 from shared.artifacts import dump_model, load_model
-from shared.config import Settings, load_settings
-from shared.messaging import create_celery
-from shared.stage import StageContext, register_stage
-from shared.storage import Store
+from shared.stage import StageContext, create_stage_worker
 
 
 def train(ctx: StageContext) -> dict[str, Any]:
@@ -60,11 +57,6 @@ def train(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def create_worker(settings: Settings | None = None) -> Celery:
+def create_worker() -> Celery:
     """The train worker's Celery app with its task registered."""
-    settings = settings or load_settings()
-    app = create_celery(settings, "train")
-    register_stage(
-        app, stage="train", store=Store.from_settings(settings), settings=settings, work=train
-    )
-    return app
+    return create_stage_worker("train", train)

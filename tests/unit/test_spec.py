@@ -43,7 +43,7 @@ def test_each_bad_field_is_named(text: str, field: str, says: str) -> None:
 
 def test_an_estimator_or_metric_that_does_not_fit_the_task_is_named() -> None:
     spec = parse_spec("models:\n  - estimator: ridge\n")
-    with pytest.raises(SpecError, match="models\\[0\\].estimator: unknown classification"):
+    with pytest.raises(SpecError, match=r"models\[0\]\.estimator: unknown classification"):
         resolve_spec(spec, target="y", task="classification")
     with pytest.raises(SpecError, match="metric 'rmse' does not fit a classification task"):
         resolve_spec(parse_spec("metric: rmse\n"), target="y", task="classification")

@@ -1,0 +1,145 @@
+"""The stage adapter against a real S3 server: idempotent, status last, failures recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from shared.config import Settings
+from shared.errors import DataError, TransientError
+from shared.messages import RunStage
+from shared.runs import create_run, describe_run, read_status
+from shared.stage import StageContext, StageRunner
+from shared.storage import Store
+
+
+@dataclass
+class FakeApp:
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def send_task(self, name: str, *, kwargs: dict[str, Any], queue: str) -> None:
+        self.sent.append((name, kwargs))
+
+
+class Retry(Exception):
+    pass
+
+
+@dataclass
+class FakeRequest:
+    retries: int = 0
+
+
+@dataclass
+class FakeTask:
+    app: FakeApp = field(default_factory=FakeApp)
+    request: FakeRequest = field(default_factory=FakeRequest)
+
+    def retry(self, *, countdown: int, exc: Exception) -> Retry:
+        return Retry(f"retry in {countdown}s: {exc}")
+
+
+MESSAGE = RunStage(run_id="01JTESTRUN0000000000000000", pipeline="p")
+
+
+@pytest.fixture
+def run(store: Store) -> RunStage:
+    create_run(
+        store,
+        run_id=MESSAGE.run_id,
+        pipeline="p",
+        source={"key": "incoming/p/a.csv"},
+        spec_text=None,
+    )
+    return MESSAGE
+
+
+def _runner(store: Store, settings: Settings, work: Any, **kwargs: Any) -> StageRunner:
+    return StageRunner(stage="preprocess", store=store, settings=settings, work=work, **kwargs)
+
+
+def test_success_records_outputs_and_sends_the_next_stage(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    task = FakeTask()
+    _runner(store, settings, lambda ctx: {"rows": 3})(task, run)  # type: ignore[arg-type]
+    status = read_status(store, run.run_id, "preprocess")
+    assert status is not None
+    assert (status["state"], status["rows"], status["attempts"]) == ("succeeded", 3, 1)
+    assert status["seconds"] >= 0
+    assert task.app.sent == [("train.run", {"run_id": run.run_id, "pipeline": "p"})]
+
+
+def test_a_redelivered_message_after_success_only_resends_the_next(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    calls: list[str] = []
+
+    def work(ctx: StageContext) -> dict[str, Any]:
+        calls.append(ctx.run_id)
+        return {}
+
+    runner = _runner(store, settings, work)
+    first, second = FakeTask(), FakeTask()
+    runner(first, run)  # type: ignore[arg-type]
+    runner(second, run)  # type: ignore[arg-type]
+    assert calls == [run.run_id]
+    assert second.app.sent == first.app.sent
+
+
+def test_bad_data_fails_the_run_with_the_reason(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    failures: list[str] = []
+
+    def work(ctx: StageContext) -> dict[str, Any]:
+        raise DataError("column 'x' is text; make it numbers", field="x")
+
+    task = FakeTask()
+    runner = _runner(store, settings, work, on_failure=lambda ctx, exc: failures.append(str(exc)))
+    runner(task, run)  # type: ignore[arg-type]
+    view = describe_run(store, run.run_id)
+    assert view["state"] == "failed"
+    assert view["error"] == "preprocess: column 'x' is text; make it numbers"
+    assert failures == ["column 'x' is text; make it numbers"] and task.app.sent == []
+
+
+def test_a_crash_fails_the_run_and_names_the_exception(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    def work(ctx: StageContext) -> dict[str, Any]:
+        raise KeyError("boom")
+
+    _runner(store, settings, work)(FakeTask(), run)  # type: ignore[arg-type]
+    assert (
+        describe_run(store, run.run_id)["error"] == "preprocess: internal error: KeyError: 'boom'"
+    )
+
+
+def test_a_stage_whose_worker_keeps_dying_gives_up_with_that_reason(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    store.put_json(
+        f"runs/{run.run_id}/preprocess/status.json",
+        {
+            "state": "running",
+            "started": "2026-01-01T00:00:00+00:00",
+            "attempts": settings.max_redeliveries + 1,
+        },
+    )
+    _runner(store, settings, lambda ctx: {})(FakeTask(), run)  # type: ignore[arg-type]
+    error = describe_run(store, run.run_id)["error"]
+    assert error.startswith(f"preprocess: gave up after {settings.max_redeliveries + 1} attempts")
+
+
+def test_an_unreachable_store_retries_instead_of_failing(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    def work(ctx: StageContext) -> dict[str, Any]:
+        raise TransientError("object store unreachable")
+
+    with pytest.raises(Retry, match="retry in 1s"):
+        _runner(store, settings, work)(FakeTask(), run)  # type: ignore[arg-type]
+    assert describe_run(store, run.run_id)["state"] == "running"
