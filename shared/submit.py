@@ -16,7 +16,13 @@ from shared.storage import Store, check_name
 
 
 def submit_file(
-    store: Store, path: Path, *, pipeline: str, target: str | None = None
+    store: Store,
+    path: Path,
+    *,
+    pipeline: str,
+    target: str | None = None,
+    cache: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Upload `path` to `incoming/<pipeline>/`; with `target`, set it in the spec first."""
     check_name(pipeline)
@@ -26,7 +32,8 @@ def submit_file(
         _set_target(store, pipeline, target)
     key = f"incoming/{pipeline}/{path.name}"
     started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
-    etag = store.put_bytes(key, path.read_bytes())
+    options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
+    etag = store.put_bytes(key, path.read_bytes(), metadata=options)
     return {"key": key, "etag": etag, "after": started}
 
 

@@ -7,8 +7,9 @@ from typing import Any
 from celery import Celery
 
 from services.deploy.promotion import already_promoted, version_meta
+from shared.context import StageContext
 from shared.registry import move_alias, register_version
-from shared.stage import StageContext, create_stage_worker
+from shared.stage import create_stage_worker
 
 
 def deploy(ctx: StageContext) -> dict[str, Any]:
@@ -42,4 +43,5 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
 
 def create_worker() -> Celery:
     """The deploy worker's Celery app with its task registered."""
-    return create_stage_worker("deploy", deploy)
+    app, _ = create_stage_worker("deploy", deploy)
+    return app

@@ -8,8 +8,9 @@ from celery import Celery
 
 from services.evaluate.metrics import decide, evaluate_model
 from shared.artifacts import load_model
+from shared.context import StageContext
 from shared.registry import get_alias, load_version
-from shared.stage import StageContext, create_stage_worker
+from shared.stage import create_stage_worker
 
 
 def evaluate(ctx: StageContext) -> dict[str, Any]:
@@ -66,4 +67,5 @@ def _score_champion(
 
 def create_worker() -> Celery:
     """The evaluate worker's Celery app with its task registered."""
-    return create_stage_worker("evaluate", evaluate)
+    app, _ = create_stage_worker("evaluate", evaluate)
+    return app

@@ -72,6 +72,7 @@ class Watcher:
         # Claimed but maybe not started (a watcher died here): both steps below are idempotent.
         create_run(
             self.store,
+            options=run_options(self.store.metadata(item.key)),
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
@@ -94,6 +95,14 @@ class Watcher:
             return self.store.get_bytes(f"pipelines/{pipeline}.yaml").decode("utf-8", "replace")
         except NotFound:
             return None
+
+
+def run_options(metadata: dict[str, str]) -> dict[str, bool]:
+    """Options a drop carries as object metadata (`cauce submit --no-cache/--force` sets them)."""
+    return {
+        "cache": metadata.get("cauce-cache", "true").lower() != "false",
+        "force": metadata.get("cauce-force", "false").lower() == "true",
+    }
 
 
 def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:

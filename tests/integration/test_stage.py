@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
+from shared.context import StageContext
 from shared.errors import DataError, TransientError
 from shared.messages import RunStage
 from shared.runs import create_run, describe_run, read_status
-from shared.stage import StageContext, StageRunner
+from shared.stage import StageRunner
 from shared.storage import Store
 
 
