@@ -146,7 +146,13 @@ def submit(
 def _await_run_id(store: Store, upload: dict[str, Any], *, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run_id = find_run(store, key=upload["key"], etag=upload["etag"], after=upload["after"])
+        run_id = find_run(
+            store,
+            key=upload["key"],
+            etag=upload["etag"],
+            modified=upload["modified"],
+            after=upload["after"],
+        )
         if run_id:
             return run_id
         time.sleep(0.3)

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     min_rows: int = Field(default=20, ge=2)
     task_time_limit: int = Field(default=1800, gt=0)
     max_redeliveries: int = Field(default=3, ge=0)
+    # Work whose heartbeat is older than this lost its worker or its message and is sent again.
+    stale_seconds: float = Field(default=60.0, gt=0)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often busy workers write their heartbeat."""
+        return max(0.5, self.stale_seconds / 6)
 
     @property
     def serve_url(self) -> str:

@@ -14,6 +14,7 @@ from shared.caching import cache_key, lookup, remember, restore
 from shared.config import Settings, load_settings
 from shared.context import StageContext
 from shared.errors import DataError, TransientError
+from shared.heartbeat import heartbeat
 from shared.ids import now
 from shared.messages import RunStage
 from shared.messaging import create_celery
@@ -142,8 +143,12 @@ class StageRunner:
     def attempt(self, ctx: StageContext, started: str, attempts: int) -> dict[str, Any] | None:
         """Reuse a cached result or do the work; record a data error or a crash as a failure."""
         ctx.log.info("stage started (attempt %s)", attempts)
+        beat = heartbeat(
+            self.store, ctx.key("heartbeat.json"), every=self.settings.heartbeat_seconds
+        )
         try:
-            return self.from_cache(ctx) or self.work(ctx)
+            with beat:
+                return self.from_cache(ctx) or self.work(ctx)
         except TransientError:
             raise
         except DataError as exc:

@@ -122,7 +122,12 @@ class Store:
     def head(self, key: str) -> ObjectInfo:
         """The object's ETag and size; NotFound when it is missing."""
         response = self.client.head_object(Bucket=self.bucket, Key=key)
-        return ObjectInfo(key, str(response["ETag"]), int(response["ContentLength"]))
+        return ObjectInfo(
+            key,
+            str(response["ETag"]),
+            int(response["ContentLength"]),
+            response["LastModified"].isoformat(),
+        )
 
     def exists(self, key: str) -> bool:
         """Whether the object exists."""

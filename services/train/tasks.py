@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from celery import Celery, Task
@@ -24,6 +26,7 @@ from services.train.tuning import (
 from shared.artifacts import dump_model, load_model
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
+from shared.heartbeat import heartbeat, last_beat
 from shared.ids import now
 from shared.messages import RunStage, RunTrial
 from shared.runs import read_status
@@ -53,7 +56,11 @@ def plan(ctx: StageContext) -> dict[str, Any]:
         seed=spec.split.seed,
         sampler=spec.tuning.sampler,
     )
-    search: dict[str, Any] = {"trials": trials, "parallelism": spec.tuning.parallelism}
+    search: dict[str, Any] = {
+        "trials": trials,
+        "parallelism": spec.tuning.parallelism,
+        "created_at": time.time(),
+    }
     try:
         ctx.store.put_json(ctx.key("plan.json"), search, if_none_match=True)
     except Conflict:
@@ -89,7 +96,9 @@ def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> Non
                 "error": f"the worker stopped {attempts - 1} times while running it",
             }
         else:
-            result = {**planned, **_fit_trial(ctx, planned, data), "attempts": attempts}
+            every = ctx.settings.heartbeat_seconds
+            with heartbeat(ctx.store, trial_key(ctx, index, "heartbeat"), every=every):
+                result = {**planned, **_fit_trial(ctx, planned, data), "attempts": attempts}
         ctx.store.put_json(trial_key(ctx, index), {**result, "worker": worker, "finished": now()})
     following = index + search["parallelism"]
     if following < len(search["trials"]):
@@ -114,19 +123,39 @@ def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> d
     )
 
 
+def claim_selection(ctx: StageContext, task_id: str) -> bool:
+    """Whether this task may run the run's one selection: it claimed it, it is a redelivery of
+    the claimer, or the claimer went quiet (its worker died) and this task took over."""
+    claim = {"task_id": task_id, "claimed": now()}
+    try:
+        ctx.store.put_json(ctx.key("select.json"), claim, if_none_match=True)
+        return True
+    except Conflict:
+        body, etag = ctx.store.get_with_etag(ctx.key("select.json"))
+    if json.loads(body)["task_id"] == task_id:
+        return True
+    beat = last_beat(ctx.store, ctx.key("heartbeat.json")) or 0.0
+    if time.time() - beat < ctx.settings.stale_seconds:
+        return False
+    try:
+        ctx.store.put_json(ctx.key("select.json"), claim, if_match=etag)
+    except Conflict:
+        return False
+    return True
+
+
 def select(ctx: StageContext, *, task_id: str) -> dict[str, Any] | None:
     """Claim the run's one selection, pick the best trial on validation, refit and save it."""
-    try:
-        ctx.store.put_json(
-            ctx.key("select.json"), {"task_id": task_id, "claimed": now()}, if_none_match=True
-        )
-    except Conflict:
-        if ctx.store.get_json(ctx.key("select.json"))["task_id"] != task_id:
-            ctx.log.info("selection already claimed by another task; dropping this one")
-            return None
+    count = len(ctx.store.get_json(ctx.key("plan.json"))["trials"])
+    if len(finished_trials(ctx)) < count:
+        ctx.log.info("selection asked for before every trial finished; ignoring it")
+        return None
+    if not claim_selection(ctx, task_id):
+        ctx.log.info("selection already claimed by another task; dropping this one")
+        return None
     spec = ctx.spec()
     assert spec.target and spec.task and spec.metric
-    results = load_results(ctx, len(ctx.store.get_json(ctx.key("plan.json"))["trials"]))
+    results = load_results(ctx, count)
     ctx.store.put_json(ctx.key("trials.json"), results)
     best = best_trial(results, spec.metric)
     part = ctx.store.get_frame(ctx.key("train.parquet", "preprocess"))
@@ -188,7 +217,8 @@ def _finish(runner: StageRunner, task: Task, message: RunStage) -> None:
     ctx = runner.context(task.app, message)
     status = read_status(runner.store, message.run_id, "train") or {}
     try:
-        outputs = select(ctx, task_id=str(task.request.id))
+        with heartbeat(ctx.store, ctx.key("heartbeat.json"), every=ctx.settings.heartbeat_seconds):
+            outputs = select(ctx, task_id=str(task.request.id))
     except (DataError, NotFound) as exc:
         runner.record(ctx, "failed", status["started"], status["attempts"], error=str(exc))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,3 +145,20 @@ def test_an_unreachable_store_retries_instead_of_failing(
     with pytest.raises(Retry, match="retry in 1s"):
         _runner(store, settings, work)(FakeTask(), run)  # type: ignore[arg-type]
     assert describe_run(store, run.run_id)["state"] == "running"
+
+
+def test_only_one_task_may_run_a_runs_selection(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    from services.train.tasks import claim_selection
+
+    ctx = _runner(store, settings, lambda ctx: {}).context(FakeApp(), run)  # type: ignore[arg-type]
+    ctx.stage = "train"
+    store.put_json(ctx.key("heartbeat.json"), {"at": time.time(), "worker": "a"})
+    assert claim_selection(ctx, "task-a")
+    assert claim_selection(ctx, "task-a")  # the same message redelivered: carry on
+    assert not claim_selection(ctx, "task-b")  # a duplicate while the claimer is alive
+    store.put_json(ctx.key("heartbeat.json"), {"at": time.time() - 3600, "worker": "a"})
+    assert claim_selection(ctx, "task-b")  # the claimer went quiet: take over
+    store.put_json(ctx.key("heartbeat.json"), {"at": time.time(), "worker": "b"})
+    assert not claim_selection(ctx, "task-a")  # the old claimer, back, now loses
