@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up down status lint format typecheck bench clean
+.PHONY: demo test up down status lint format typecheck bench bench-tuning clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.loop
+
+bench-tuning: $(STAMP)
+	$(BIN)/python -m bench.tuning
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
