@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -120,23 +121,29 @@ class StageRunner:
             return
         ctx = self.context(task.app, message)
         attempts = int(status.get("attempts", 0)) + 1
-        if attempts > self.settings.max_redeliveries + 1:
+        retries = int(task.request.retries or 0)
+        interrupted = int(status.get("interrupted", 0))
+        if status.get("state") == "running" and retries == int(status.get("retries", 0)):
+            interrupted += 1  # the last attempt never finished and was not a retry: it was lost
+        if interrupted > self.settings.max_redeliveries:
             self.record(
                 ctx,
                 "failed",
                 status.get("started") or now(),
-                attempts - 1,
-                error=f"gave up after {attempts - 1} attempts: the worker stopped each "
-                "time while running this stage (out of memory or killed?); see its log",
+                attempts,
+                interrupted=interrupted,
+                error=f"gave up after the worker stopped {interrupted} times while "
+                "running this stage (out of memory, or killed?); see the worker's log",
             )
             return
         started = now()
-        self.record(ctx, "running", started, attempts)
+        tries = {"attempts": attempts, "retries": retries, "interrupted": interrupted}
+        self.record(ctx, "running", started, **tries)
         outputs = self.attempt(ctx, started, attempts)
         if outputs is None:
             return
         if ctx.deferred:
-            self.record(ctx, "running", started, attempts, **outputs)
+            self.record(ctx, "running", started, **tries, **outputs)
             return
         self.complete(ctx, outputs, started=started, attempts=attempts)
 
@@ -148,7 +155,9 @@ class StageRunner:
         )
         try:
             with beat:
-                return self.from_cache(ctx) or self.work(ctx)
+                outputs = self.from_cache(ctx) or self.work(ctx)
+                time.sleep(self.settings.stage_delay(self.stage))  # fault-injection tests only
+                return outputs
         except TransientError:
             raise
         except DataError as exc:
@@ -192,7 +201,12 @@ class StageRunner:
             self.send_next(ctx.app, RunStage(run_id=ctx.run_id, pipeline=ctx.pipeline))
 
     def record(
-        self, ctx: StageContext, state: str, started: str, attempts: int, **fields: Any
+        self,
+        ctx: StageContext,
+        state: str,
+        started: str,
+        attempts: int | None = None,
+        **fields: Any,
     ) -> None:
         """Write the stage's status.json; a failure also gets its finishing time."""
         if state == "failed":

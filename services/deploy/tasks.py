@@ -23,7 +23,14 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
         source=ctx.run["source"]["key"],
     )
     model = ctx.store.get_bytes(ctx.key("model.skops", "train"))
-    record = register_version(ctx.store, ctx.pipeline, run_id=ctx.run_id, model=model, meta=meta)
+    record = register_version(
+        ctx.store,
+        ctx.pipeline,
+        run_id=ctx.run_id,
+        model=model,
+        meta=meta,
+        signing_key=ctx.settings.signing_key_bytes(),
+    )
     promoted = bool(evaluation["gate"]["passed"])
     if promoted and not already_promoted(ctx.store, ctx.pipeline, ctx.run_id):
         move_alias(

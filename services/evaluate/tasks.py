@@ -49,7 +49,9 @@ def _score_champion(
     alias = get_alias(ctx.store, ctx.pipeline)
     if alias is None:
         return None, None, ""
-    record, data = load_version(ctx.store, ctx.pipeline, alias["version"])
+    record, data = load_version(
+        ctx.store, ctx.pipeline, alias["version"], signing_key=ctx.settings.signing_key_bytes()
+    )
     if record.get("task") != ctx.spec().task:
         return alias["version"], None, f"production v{alias['version']} solves another task"
     try:

@@ -22,13 +22,15 @@ from shared.errors import NotFound
 from shared.heartbeat import last_beat
 from shared.messages import RunStage, RunTrial
 from shared.pipeline import TASKS
-from shared.runs import describe_run, is_terminal, list_run_ids, read_status
+from shared.runs import describe_run, is_terminal, list_run_ids, read_run, read_status
 from shared.storage import Store
 
 log = logging.getLogger(__name__)
 
-ACTIVE = "cauce:runs:active"
-EPOCH = "cauce:runs:epoch"
+LEDGER = "cauce:ledger:incoming"  # drop (key|etag|time) -> run id
+SENT = "cauce:ledger:started"  # run ids whose ingest message was sent
+ACTIVE = "cauce:runs:active"  # runs not yet ended
+EPOCH = "cauce:runs:epoch"  # present while the broker still holds the three above
 TRIAL = re.compile(r"/trials/(\d{5})\.(json|heartbeat)$")
 
 
@@ -42,11 +44,28 @@ class Recovery:
         """Watch a new run until it ends."""
         self.broker.sadd(ACTIVE, run_id)
 
+    def ensure_ledger(self) -> None:
+        """Rebuild the ledgers from the bucket if the broker lost them (a restart without data)."""
+        if self.broker.exists(EPOCH):
+            return
+        run_ids = list_run_ids(self.store)
+        log.warning(
+            "the broker holds no ledger; rebuilding it from %s runs in the bucket", len(run_ids)
+        )
+        for run_id in run_ids:
+            try:
+                source = read_run(self.store, run_id)["source"]
+            except NotFound:
+                continue
+            entry = f"{source['key']}|{source['etag']}|{source.get('modified', '')}"
+            self.broker.hset(LEDGER, entry, run_id)
+            self.broker.sadd(SENT, run_id)
+            self.broker.sadd(ACTIVE, run_id)  # the sweep drops those that have ended
+        self.broker.set(EPOCH, time.time())
+
     def sweep(self) -> list[str]:
         """Check every unfinished run once; return what was sent again."""
-        if not self.broker.exists(EPOCH):  # a new or emptied broker: rebuild from the bucket
-            self.broker.sadd(ACTIVE, *list_run_ids(self.store) or ["-"])
-            self.broker.set(EPOCH, time.time())
+        self.ensure_ledger()
         resent: list[str] = []
         for raw in self.broker.smembers(ACTIVE):
             run_id = raw.decode() if isinstance(raw, bytes) else str(raw)

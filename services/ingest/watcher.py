@@ -11,7 +11,7 @@ import uuid
 import redis
 from celery import Celery
 
-from services.ingest.recovery import Recovery
+from services.ingest.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, DataError, NotFound
 from shared.ids import new_run_id
@@ -23,8 +23,6 @@ from shared.storage import ObjectInfo, Store, check_name
 
 log = logging.getLogger(__name__)
 
-LEDGER = "cauce:ledger:incoming"
-SENT = "cauce:ledger:started"
 LOCK = "cauce:watcher:lock"
 PREFIX = "incoming/"
 
@@ -132,6 +130,7 @@ def watch(settings: Settings, stop: threading.Event) -> None:
                 store.ensure_bucket()
                 store_ready = True
             if hold_lock(broker, token, seconds=max(10.0, 5 * settings.watch_poll_seconds)):
+                recovery.ensure_ledger()  # before scanning: a lost ledger must not rerun drops
                 for run_id in watcher.scan():
                     recovery.track(run_id)
                 if time.monotonic() >= next_sweep:

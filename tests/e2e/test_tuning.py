@@ -90,8 +90,7 @@ def test_identical_stages_are_reused_and_recomputed_when_their_artifacts_are_gon
     assert cached(second)["preprocess"] == first["run_id"]
     assert cached(second)["train"] == first["run_id"]
     assert second["best"] == first["best"] and second["state"] == "succeeded"
-    train_seconds = {r["run_id"]: r["stages"][2]["seconds"] for r in (first, second)}
-    assert train_seconds[second["run_id"]] < train_seconds[first["run_id"]]
+    assert second["top_trials"] == first["top_trials"]  # the trials were not run again
 
     stack.store.delete(f"runs/{first['run_id']}/train/model.skops")
     stack.store.delete(f"runs/{second['run_id']}/train/model.skops")

@@ -123,17 +123,44 @@ def test_a_crash_fails_the_run_and_names_the_exception(
 def test_a_stage_whose_worker_keeps_dying_gives_up_with_that_reason(
     store: Store, settings: Settings, run: RunStage
 ) -> None:
+    runner = _runner(store, settings, lambda ctx: {})
+    # Each delivery finds the last one still "running": its worker died mid-stage.
+    for died in range(settings.max_redeliveries + 1):
+        store.put_json(
+            f"runs/{run.run_id}/preprocess/status.json",
+            {
+                "state": "running",
+                "started": "2026-01-01T00:00:00+00:00",
+                "attempts": died + 1,
+                "retries": 0,
+                "interrupted": died,
+            },
+        )
+        if died < settings.max_redeliveries:
+            continue
+        runner(FakeTask(), run)  # type: ignore[arg-type]
+    error = describe_run(store, run.run_id)["error"]
+    assert error.startswith(
+        f"preprocess: gave up after the worker stopped {settings.max_redeliveries + 1} times"
+    )
+
+
+def test_a_celery_retry_is_not_counted_as_a_lost_worker(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
     store.put_json(
         f"runs/{run.run_id}/preprocess/status.json",
         {
             "state": "running",
             "started": "2026-01-01T00:00:00+00:00",
-            "attempts": settings.max_redeliveries + 1,
+            "attempts": 9,
+            "retries": 8,
+            "interrupted": settings.max_redeliveries,
         },
     )
-    _runner(store, settings, lambda ctx: {})(FakeTask(), run)  # type: ignore[arg-type]
-    error = describe_run(store, run.run_id)["error"]
-    assert error.startswith(f"preprocess: gave up after {settings.max_redeliveries + 1} attempts")
+    task = FakeTask(request=FakeRequest(retries=9))
+    _runner(store, settings, lambda ctx: {"rows": 1})(task, run)  # type: ignore[arg-type]
+    assert describe_run(store, run.run_id)["stages"][1]["state"] == "succeeded"
 
 
 def test_an_unreachable_store_retries_instead_of_failing(
