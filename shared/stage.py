@@ -137,13 +137,17 @@ class StageRunner:
             )
             return
         started = now()
-        tries = {"attempts": attempts, "retries": retries, "interrupted": interrupted}
-        self.record(ctx, "running", started, **tries)
+        ctx.memo["tries"] = {
+            "attempts": attempts,
+            "retries": retries,
+            "interrupted": interrupted,
+        }
+        self.record(ctx, "running", started)
         outputs = self.attempt(ctx, started, attempts)
         if outputs is None:
             return
         if ctx.deferred:
-            self.record(ctx, "running", started, **tries, **outputs)
+            self.record(ctx, "running", started, **outputs)
             return
         self.complete(ctx, outputs, started=started, attempts=attempts)
 
@@ -208,19 +212,12 @@ class StageRunner:
         attempts: int | None = None,
         **fields: Any,
     ) -> None:
-        """Write the stage's status.json; a failure also gets its finishing time."""
+        """Write the stage's status.json (with this attempt's counts); a failure gets its end."""
         if state == "failed":
             fields.setdefault("finished", now())
-        fields = {k: v for k, v in fields.items() if v is not None}
-        write_status(
-            self.store,
-            ctx.run_id,
-            self.stage,
-            state=state,
-            started=started,
-            attempts=attempts,
-            **fields,
-        )
+        counts = {**ctx.memo.get("tries", {}), **({"attempts": attempts} if attempts else {})}
+        fields = {k: v for k, v in {**counts, **fields}.items() if v is not None}
+        write_status(self.store, ctx.run_id, self.stage, state=state, started=started, **fields)
 
     def send_next(self, app: Celery, message: RunStage) -> None:
         """Enqueue the next stage of the run by name, if there is one."""

@@ -1,0 +1,58 @@
+"""A stack for fault tests: every stage held two seconds before its status, quick recovery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.pipeline import STAGES
+from tests.e2e.conftest import Stack, running_stack
+
+DELAY = ",".join(f"{stage}=2" for stage in STAGES)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`cauce up` with the fault-injection delay and a 4-second staleness threshold."""
+    home = tmp_path_factory.mktemp("faults")
+    with running_stack(home, CAUCE_DEBUG_STAGE_DELAY=DELAY, CAUCE_STALE_SECONDS="4") as running:
+        yield running
+
+
+def busy_worker(stack: Stack, run_id: str, stage: str, *, timeout: float = 60) -> int:
+    """The pid of the Celery worker (not its pool child) running `stage` of the run."""
+    key = f"runs/{run_id}/{stage}/heartbeat.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _status(stack, run_id, stage)
+        if status.get("state") == "running" and stack.store.exists(key):
+            child = int(stack.store.get_json(key)["worker"].rsplit(":", 1)[1])
+            if Path(f"/proc/{child}").exists():
+                return parent_of(child)
+        time.sleep(0.05)
+    raise AssertionError(f"{stage} of {run_id} was never seen running")
+
+
+def _status(stack: Stack, run_id: str, stage: str) -> dict:
+    key = f"runs/{run_id}/{stage}/status.json"
+    return stack.store.get_json(key) if stack.store.exists(key) else {}
+
+
+def parent_of(pid: int) -> int:
+    """The parent of a process."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def kill_worker(pid: int, signum: int = signal.SIGKILL) -> None:
+    """Signal a whole worker (main process and pool), as `docker kill` would."""
+    os.killpg(os.getpgid(pid), signum)
+
+
+def supervised(stack: Stack, name: str) -> int:
+    """The pid the supervisor runs `name` under now."""
+    return int((stack.home / "pids" / f"{name}.pid").read_text())
