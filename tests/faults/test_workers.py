@@ -53,8 +53,10 @@ def test_a_task_that_kills_every_worker_fails_its_run_and_the_queue_serves_other
 ) -> None:
     run_id = _drop(stack, "poison")
     limit = stack.settings.max_redeliveries
+    killed_at = 0.0
     for _ in range(limit + 1):  # every worker that picks the stage up dies with it
-        kill_worker(busy_worker(stack, run_id, "evaluate", timeout=120))
+        kill_worker(busy_worker(stack, run_id, "evaluate", timeout=120, after=killed_at))
+        killed_at = time.time()
     run = wait_run(stack.store, run_id, timeout=120)
     assert run["state"] == "failed"
     assert f"gave up after the worker stopped {limit + 1} times" in run["error"]
