@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import CauceError
@@ -32,6 +33,10 @@ class Settings(BaseSettings):
     min_rows: int = Field(default=20, ge=2)
     task_time_limit: int = Field(default=1800, gt=0)
     max_redeliveries: int = Field(default=3, ge=0)
+    # Prediction service: a bearer token every request but the health probes must carry (off
+    # when unset), and which runtime to prefer (auto: ONNX when deploy kept an export).
+    api_token: SecretStr | None = None
+    serve_runtime: Literal["auto", "skops"] = "auto"
 
     @property
     def serve_url(self) -> str:

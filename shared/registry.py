@@ -46,12 +46,22 @@ def list_versions(store: Store, pipeline: str) -> list[dict[str, Any]]:
 
 
 def register_version(
-    store: Store, pipeline: str, *, run_id: str, model: bytes, meta: dict[str, Any]
+    store: Store,
+    pipeline: str,
+    *,
+    run_id: str,
+    model: bytes,
+    meta: dict[str, Any],
+    files: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Register a new immutable version, or return the one this run already registered."""
+    """Register a new immutable version, or return the one this run already registered.
+
+    `files` are further artifacts stored beside the model (model.onnx); their sha256 is recorded.
+    """
+    files = files or {}
     for existing in list_versions(store, pipeline):
         if existing.get("run_id") == run_id:
-            _write_artifact(store, pipeline, existing["version"], model)
+            _write_artifact(store, pipeline, existing["version"], model, files)
             return existing
     while True:
         taken = [int(n) for n in store.children(versions_prefix(pipeline)) if n.isdigit()]
@@ -64,16 +74,21 @@ def register_version(
             "created": now(),
             "artifact": MODEL_FILE,
             "sha256": hashlib.sha256(model).hexdigest(),
+            "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         }
         try:  # claiming version.json is the commit point: a racer takes the next number
             store.put_json(version_key(pipeline, number), record, if_none_match=True)
         except Conflict:
             continue
-        _write_artifact(store, pipeline, number, model)
+        _write_artifact(store, pipeline, number, model, files)
         return record
 
 
-def _write_artifact(store: Store, pipeline: str, version: int, model: bytes) -> None:
+def _write_artifact(
+    store: Store, pipeline: str, version: int, model: bytes, files: dict[str, bytes]
+) -> None:
+    for name, data in files.items():
+        store.put_bytes(version_key(pipeline, version, name), data)
     store.put_bytes(version_key(pipeline, version, MODEL_FILE), model)
 
 
@@ -86,6 +101,20 @@ def load_version(store: Store, pipeline: str, version: int) -> tuple[dict[str, A
             f"model {pipeline} v{version} does not match its recorded sha256; refusing to load it"
         )
     return record, model
+
+
+def load_file(store: Store, record: dict[str, Any], name: str) -> bytes:
+    """A further artifact of a loaded version (model.onnx), checked against its recorded sha256."""
+    expected = (record.get("files") or {}).get(name)
+    if expected is None:
+        raise NotFound(f"model {record['pipeline']} v{record['version']} has no {name}")
+    data = store.get_bytes(version_key(record["pipeline"], int(record["version"]), name))
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise DataError(
+            f"{name} of model {record['pipeline']} v{record['version']} does not match its "
+            "recorded sha256; refusing to load it"
+        )
+    return data
 
 
 def get_alias(store: Store, pipeline: str, alias: str = "production") -> dict[str, Any] | None:
