@@ -77,7 +77,7 @@ class SklearnScorer:
 
 
 def onnx_feeds(columns: dict[str, Column]) -> dict[str, np.ndarray]:
-    """One [rows, 1] tensor per input: float32 for numbers and flags, text with the sentinel."""
+    """One [rows, 1] tensor per input: float64 for numbers and flags, text with the sentinel."""
     feeds: dict[str, np.ndarray] = {}
     for name, column in columns.items():
         if column.kind == "string":
@@ -87,7 +87,7 @@ def onnx_feeds(columns: dict[str, Column]) -> dict[str, np.ndarray]:
                 values = np.where(column.missing, MISSING_TEXT, values).astype(object)
             feeds[name] = values.reshape(-1, 1)
         else:
-            feeds[name] = column.values.astype(np.float32).reshape(-1, 1)
+            feeds[name] = column.values.astype(np.float64).reshape(-1, 1)
     return feeds
 
 

@@ -116,13 +116,17 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
                 )
             )
     procs.append(
-        Proc(
-            "serve",
-            [py, "-m", "services.serve"],
-            probe=("http", f"{settings.serve_url}/v2/health/live"),
-        )
+        Proc("serve", serve_argv(), probe=("http", f"{settings.serve_url}/v2/health/live"))
     )
     return procs
+
+
+def serve_argv() -> list[str]:
+    """The prediction service as compose runs it: gunicorn with the measured settings."""
+    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+    if not conf.exists():  # an install without the repository: Werkzeug's threaded server
+        return [sys.executable, "-m", "services.serve"]
+    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "services.serve.wsgi:app"]
 
 
 def healthy(proc: dict[str, Any]) -> bool:

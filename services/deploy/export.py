@@ -2,57 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.impute import SimpleImputer
 
+from services.deploy.onnx_graph import to_onnx
 from shared.columns import CompiledSignature
-from shared.runtime import MISSING_TEXT, OnnxScorer, Scored, SklearnScorer
+from shared.runtime import OnnxScorer, Scored, SklearnScorer
 
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4  # |onnx - sklearn| <= TOLERANCE * (1 + |sklearn|), per probability or value
-OPSETS = {"": 18, "ai.onnx.ml": 3}
 MAX_CHECK_ROWS = 5000
-
-
-def _onnx_ready(model: Any) -> Any:
-    """A copy whose text imputers treat MISSING_TEXT as missing (ONNX cannot impute NaN text)."""
-    ready = copy.deepcopy(model)
-    stack = [ready]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, SimpleImputer) and node.statistics_.dtype == object:
-            node.missing_values = MISSING_TEXT
-        stack.extend(step for _, step in getattr(node, "steps", []))
-        stack.extend(
-            step for _, step, _ in getattr(node, "transformers_", []) if not isinstance(step, str)
-        )
-    return ready
-
-
-def to_onnx(model: Any, signature: list[dict[str, str]], *, classify: bool) -> bytes:
-    """Convert the fitted pipeline, one [rows, 1] input per signature column."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-
-    ready = _onnx_ready(model)
-    inputs = [
-        (
-            spec["name"],
-            StringTensorType([None, 1]) if spec["type"] == "string" else FloatTensorType([None, 1]),
-        )
-        for spec in signature
-    ]
-    options = {id(ready[-1] if hasattr(ready, "steps") else ready): {"zipmap": False}}
-    onx = convert_sklearn(
-        ready, initial_types=inputs, options=options if classify else None, target_opset=OPSETS
-    )
-    return bytes(onx.SerializeToString())
 
 
 def _compare(expected: Scored, got: Scored, *, classify: bool) -> dict[str, Any]:
