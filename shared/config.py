@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # when unset), and which runtime to prefer (auto: ONNX when deploy kept an export).
     api_token: SecretStr | None = None
     serve_runtime: Literal["auto", "skops"] = "auto"
+    batch_chunk_rows: int = Field(default=10_000, gt=0)  # rows a batch job holds in memory
 
     @property
     def serve_url(self) -> str:

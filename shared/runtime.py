@@ -3,6 +3,8 @@ the scikit-learn pipeline loaded from skops. Both answer the same shape; neither
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -10,7 +12,11 @@ import numpy as np
 import pandas as pd
 
 from shared.columns import Column
-from shared.errors import RequestError
+from shared.errors import CauceError, RequestError
+from shared.registry import load_file
+from shared.storage import Store
+
+log = logging.getLogger(__name__)
 
 # The ONNX graph cannot impute a float NaN in a text column, so deploy rewrites the text imputers
 # to treat this sentinel as missing, and the fast path sends it for every missing text value.
@@ -118,3 +124,31 @@ class OnnxScorer:
         if self.classify:
             return Scored(np.asarray(results[0]).ravel(), np.asarray(results[1]))
         return Scored(np.asarray(results[0]).ravel())
+
+
+def load_scorer(
+    store: Store,
+    record: dict[str, Any],
+    model: bytes,
+    *,
+    loader: Callable[[bytes], Any],
+    onnx: bool,
+) -> Scorer:
+    """onnxruntime when deploy kept an ONNX export (and `onnx` allows it), else skops."""
+    classify = record.get("task") == "classification"
+    if onnx and (record.get("onnx") or {}).get("file"):
+        try:
+            return OnnxScorer(load_file(store, record, record["onnx"]["file"]), classify=classify)
+        except (CauceError, RuntimeError, ValueError) as exc:
+            log.warning(
+                "ONNX model of %s v%s not used: %s", record["pipeline"], record["version"], exc
+            )
+    return SklearnScorer(loader(model), classify)
+
+
+def class_labels(record: dict[str, Any], scorer: Scorer) -> list[str]:
+    """The names of the probability columns: the recorded classes, else the estimator's."""
+    if record.get("task") != "classification":
+        return []
+    classes = record.get("classes") or getattr(getattr(scorer, "estimator", None), "classes_", [])
+    return [str(label) for label in classes]

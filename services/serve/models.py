@@ -13,8 +13,8 @@ from typing import Any
 from shared.columns import CompiledSignature
 from shared.errors import CauceError, NotFound, RequestError, TransientError
 from shared.ids import now
-from shared.registry import get_alias, list_pipelines, load_file, load_version
-from shared.runtime import OnnxScorer, Scorer, SklearnScorer
+from shared.registry import get_alias, list_pipelines, load_version
+from shared.runtime import Scorer, class_labels, load_scorer
 from shared.storage import Store
 
 log = logging.getLogger(__name__)
@@ -47,29 +47,6 @@ class LoadedModel:
         return list(self.inputs.names)
 
 
-def make_scorer(
-    store: Store, record: dict[str, Any], model: bytes, *, loader: Loader, onnx: bool
-) -> Scorer:
-    """onnxruntime when deploy kept an ONNX export (and `onnx` allows it), else skops."""
-    classify = record.get("task") == "classification"
-    if onnx and (record.get("onnx") or {}).get("file"):
-        try:
-            return OnnxScorer(load_file(store, record, record["onnx"]["file"]), classify=classify)
-        except (CauceError, RuntimeError, ValueError) as exc:
-            log.warning(
-                "ONNX model of %s v%s not used: %s", record["pipeline"], record["version"], exc
-            )
-    return SklearnScorer(loader(model), classify)
-
-
-def class_labels(record: dict[str, Any], scorer: Scorer) -> list[str]:
-    """The names of the probability columns: the recorded classes, else the estimator's."""
-    if record.get("task") != "classification":
-        return []
-    classes = record.get("classes") or getattr(getattr(scorer, "estimator", None), "classes_", [])
-    return [str(label) for label in classes]
-
-
 def build_model(
     store: Store, pipeline: str, version: int, loader: Loader, *, onnx: bool = True
 ) -> LoadedModel:
@@ -77,7 +54,7 @@ def build_model(
     started = time.perf_counter()
     record, data = load_version(store, pipeline, version)
     signature = tuple(dict(spec) for spec in record["signature"]["inputs"])
-    scorer = make_scorer(store, record, data, loader=loader, onnx=onnx)
+    scorer = load_scorer(store, record, data, loader=loader, onnx=onnx)
     model = LoadedModel(
         pipeline,
         version,
