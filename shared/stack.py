@@ -115,6 +115,11 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
                     ],
                 )
             )
+    # Batch prediction (issue 7): files under batch/<pipeline>/, queued by the watcher.
+    batch = ["-Q", "batch", "-c", "1", "-n", "batch-1@%h", "--without-gossip", "--without-mingle"]
+    procs.append(
+        Proc("batch-1", [py, "-m", "celery", "-A", "services.batch.worker", "worker", *batch])
+    )
     procs.append(
         Proc("serve", serve_argv(), probe=("http", f"{settings.serve_url}/v2/health/live"))
     )

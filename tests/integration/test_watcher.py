@@ -57,3 +57,17 @@ def test_a_watcher_that_died_after_claiming_still_starts_the_run(
     )
     assert _watcher(settings, store).scan() == ["01JCLAIMED0000000000000000"]
     assert _queued(settings) == 1
+
+
+def test_a_file_dropped_under_batch_queues_one_scoring_job(
+    settings: Settings, store: Store
+) -> None:
+    store.put_bytes("batch/iris/rows.csv", b"sepal_length\n1\n")
+    store.put_bytes("batch/stray.csv", b"no pipeline folder")
+    watcher = _watcher(settings, store)
+    (job_id,) = watcher.scan()
+    assert watcher.scan() == [] and _watcher(settings, store).scan() == []
+    status = store.get_json(f"predictions/iris/{job_id}/status.json")
+    assert (status["state"], status["source"]) == ("queued", "batch/iris/rows.csv")
+    assert int(redis.Redis.from_url(settings.broker_url).llen("batch")) == 1
+    assert list_runs(store) == []
