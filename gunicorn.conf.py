@@ -6,9 +6,8 @@ import os
 import tempfile
 
 # Where the service listens; `-b` on the command line wins.
-bind = [
-    f"{os.environ.get('CAUCE_SERVE_HOST', '127.0.0.1')}:{os.environ.get('CAUCE_SERVE_PORT', '8080')}"
-]
+_host = os.environ.get("CAUCE_SERVE_HOST", "127.0.0.1")
+bind = [f"{_host}:{os.environ.get('CAUCE_SERVE_PORT', '8080')}"]
 # One process per core, each single-threaded for the numeric libraries: requests are ~0.3 ms of
 # CPU, so a process per core keeps both cores busy without threads contending for the GIL.
 # Override any of these with GUNICORN_CMD_ARGS, e.g. GUNICORN_CMD_ARGS="--workers 4".

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
 
 
 @dataclass
@@ -28,9 +28,9 @@ class Result:
     errors: int = 0
 
 
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
-    return float(number) * UNITS[unit]
+def _ms(text: str | None) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", (text or "").strip())
+    return float(found.group(1)) * UNITS[found.group(2)] if found else float("nan")
 
 
 def wrk(url: str, body: bytes, *, connections: int, seconds: float, token: str = "") -> Result:
@@ -57,13 +57,13 @@ def wrk(url: str, body: bytes, *, connections: int, seconds: float, token: str =
         [*argv, "-s", handle.name, url], capture_output=True, text=True, check=True
     ).stdout
     Path(handle.name).unlink()
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failed = int(errors.group(1)) if errors else 0
     failed += sum(int(n) for n in socket.groups()) if socket else 0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, _ms(latency["50"]), _ms(latency["99"]), failed)
+    return Result(rps, _ms(latency.get("50")), _ms(latency.get("99")), failed)
 
 
 async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bool:
@@ -77,22 +77,14 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
     return not re.search(rb"(?i)connection:\s*close", head)
 
 
-async def _open_loop(url: str, body: bytes, rate: float, seconds: float, pool: int) -> Result:
-    parts = urlparse(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    request = (
-        f"POST {parts.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
-    for _ in range(pool):
-        idle.put_nowait(None)
-    latencies: list[float] = []
-    errors = 0
-
-    async def send(due: float) -> None:
-        nonlocal errors
-        conn = await idle.get()
+async def _lane(
+    host: str, port: int, request: bytes, dues: list[float], latencies: list[float]
+) -> int:
+    """One connection sending at its own fixed times; a late answer delays the next send, and
+    that delay is counted in the next latency, as wrk2 does. Returns the number of errors."""
+    errors, conn = 0, None
+    for due in dues:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
         try:
             if conn is None:
                 conn = await asyncio.open_connection(host, port)
@@ -102,22 +94,32 @@ async def _open_loop(url: str, body: bytes, rate: float, seconds: float, pool: i
             errors, keep = errors + 1, False
         if not keep and conn is not None:
             conn[1].close()
-        idle.put_nowait(conn if keep else None)
+            conn = None
+    if conn is not None:
+        conn[1].close()
+    return errors
 
-    start, total = time.perf_counter() + 0.05, int(rate * seconds)
-    tasks = []
-    for index in range(total):
-        due = start + index / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        tasks.append(asyncio.create_task(send(due)))
-    await asyncio.gather(*tasks)
+
+async def _open_loop(url: str, body: bytes, rate: float, seconds: float, lanes: int) -> Result:
+    parts = urlparse(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    start, total = time.perf_counter() + 0.1, int(rate * seconds)
+    dues = [start + index / rate for index in range(total)]
+    latencies: list[float] = []
+    errors = await asyncio.gather(
+        *(_lane(host, port, request, dues[k::lanes], latencies) for k in range(lanes))
+    )
     elapsed = time.perf_counter() - start
     ms = np.array(latencies) * 1e3
-    return Result(
-        len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), errors
-    )
+    p50, p99 = np.percentile(ms, 50), np.percentile(ms, 99)
+    return Result(len(latencies) / elapsed, float(p50), float(p99), sum(errors))
 
 
-def open_loop(url: str, body: bytes, *, rate: float, seconds: float, pool: int = 64) -> Result:
-    """Send `rate` requests a second for `seconds`, each timed from when it was due."""
-    return asyncio.run(_open_loop(url, body, rate, seconds, pool))
+def open_loop(url: str, body: bytes, *, rate: float, seconds: float, lanes: int = 16) -> Result:
+    """Send `rate` requests a second for `seconds` over `lanes` connections, each request timed
+    from when it was due."""
+    return asyncio.run(_open_loop(url, body, rate, seconds, lanes))

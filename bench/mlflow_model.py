@@ -17,7 +17,7 @@ def main() -> None:
     with open(source, "rb") as handle:
         data = handle.read()
     model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-    mlflow.sklearn.save_model(model, target)
+    mlflow.sklearn.save_model(model, target, skops_trusted_types=sio.get_untrusted_types(data=data))
 
 
 if __name__ == "__main__":
