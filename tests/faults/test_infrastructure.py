@@ -82,9 +82,12 @@ def test_malformed_messages_are_dropped_and_the_queue_keeps_working(stack: Stack
     app = create_celery(stack.settings, "test")
     app.send_task("ingest.run", kwargs={"run_id": "../../etc", "pipeline": "x"}, queue="ingest")
     app.send_task("ingest.run", kwargs={"bogus": True}, queue="ingest")
+    escape = {"run_id": "01JESCAPE00000000000000000", "pipeline": "../../models"}
+    app.send_task("ingest.run", kwargs=escape, queue="ingest")
 
     run = wait_run(stack.store, _drop(stack, "after-garbage"), timeout=180)
     assert run["state"] == "succeeded", run["error"]
     log = (stack.home / "logs" / "ingest-1.log").read_text()
-    assert log.count("dropping malformed ingest message") >= 2
+    assert log.count("dropping malformed ingest message") >= 3
+    assert "pipeline name '../../models' is not allowed" in log
     assert broker.llen("ingest") == 0
