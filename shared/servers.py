@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import sys
@@ -82,8 +83,9 @@ def weed_binary() -> str:
 
 
 def weed_argv(*, s3_port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
-    """`weed mini` with its S3 port fixed and every internal port free and on loopback."""
-    ports = {name: free_port(also_free_at=10000) for name in ("master", "volume", "filer", "admin")}
+    """`weed mini` with its S3 port fixed and every internal port on loopback: free ports chosen
+    once per data folder and kept, so a restart over the same data finds its own addresses."""
+    ports = _internal_ports(data_dir)
     return [
         weed_binary(),
         "mini",
@@ -100,6 +102,20 @@ def weed_argv(*, s3_port: int, data_dir: Path, host: str = "127.0.0.1") -> list[
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]
+
+
+def _internal_ports(data_dir: Path) -> dict[str, int]:
+    saved = data_dir / "cauce-ports.json"
+    try:
+        ports = {name: int(port) for name, port in json.loads(saved.read_text()).items()}
+        if all(port_is_free(p) and port_is_free(p + 10000) for p in ports.values()):
+            return ports
+    except (OSError, ValueError):
+        pass
+    ports = {name: free_port(also_free_at=10000) for name in ("master", "volume", "filer", "admin")}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(ports))
+    return ports
 
 
 def http_answers(url: str, *, timeout: float = 2.0) -> bool:

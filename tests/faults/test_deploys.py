@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
 from services.deploy.tasks import deploy
+from shared.artifacts import dump_model
 from shared.config import Settings
 from shared.messages import RunStage
 from shared.registry import alias_history, get_alias, list_versions
-from shared.runs import create_run, write_status
+from shared.runs import create_run, describe_run, write_status
+from shared.signature import input_signature
 from shared.stage import StageRunner
 from shared.storage import Store
 from tests.integration.test_stage import FakeTask
@@ -49,8 +57,11 @@ def _evaluated_run(store: Store, run_id: str) -> RunStage:
         metrics={"rmse": 1.0},
         gate={"passed": True, "reason": "no production model yet"},
     )
-    store.put_json(f"runs/{run_id}/preprocess/signature.json", [{"name": "x", "type": "double"}])
-    store.put_bytes(f"runs/{run_id}/train/model.skops", f"model of {run_id}".encode())
+    frame = pd.DataFrame({"x": np.arange(40.0), "y": np.arange(40.0) * 2})
+    model = make_pipeline(StandardScaler(), Ridge()).fit(frame[["x"]], frame["y"])
+    store.put_json(f"runs/{run_id}/preprocess/signature.json", input_signature(frame[["x"]]))
+    store.put_frame(f"runs/{run_id}/preprocess/test.parquet", frame)
+    store.put_bytes(f"runs/{run_id}/train/model.skops", dump_model(model))
     return RunStage(run_id=run_id, pipeline="race")
 
 
@@ -72,6 +83,7 @@ def test_concurrent_deploys_keep_both_versions_and_record_both_moves(
         thread.join()
 
     versions = list_versions(store, "race")
+    assert [describe_run(store, m.run_id)["error"] for m in runs] == [None, None]
     assert sorted(v["version"] for v in versions) == [1, 2]
     assert sorted(v["run_id"] for v in versions) == sorted(m.run_id for m in runs)
     history = alias_history(store, "race")
