@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.errors import NotFound, SpecError
 from shared.scoring import METRICS
-from shared.spec import PipelineSpec, resolve_spec
+from shared.spec import ESTIMATORS, PipelineSpec
 from shared.storage import Store, check_name
 
 # Form inputs by spec path; `models` is edited as a YAML list. Fields the form does not show
@@ -110,22 +110,37 @@ def _form_field(location: tuple[int | str, ...]) -> str:
 
 def problems(raw: Mapping[str, Any]) -> dict[str, str]:
     """Each form field's problem (`spec` for the spec as a whole); empty when the spec is valid."""
+    found: dict[str, str] = {}
     try:
-        spec = PipelineSpec.model_validate(raw)
+        PipelineSpec.model_validate(raw)
     except ValidationError as exc:
-        found: dict[str, str] = {}
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
             found.setdefault(_form_field(error["loc"]), f"{where}: {error['msg']}")
-        return found
-    if spec.task is not None:
-        try:
-            resolve_spec(spec, target=spec.target or "?", task=spec.task)
-        except SpecError as exc:
-            return {_form_field(tuple((exc.field or "spec").split("."))): str(exc)}
-    elif spec.metric is not None and spec.metric not in METRICS:
-        return {"metric": f"unknown metric {spec.metric!r}; use one of: {', '.join(METRICS)}"}
-    return {}
+    for field, message in _fit_problems(raw).items():
+        found.setdefault(field, message)
+    return found
+
+
+def _fit_problems(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The metric and the estimators checked against the task, as ingest will check them."""
+    task, metric, models = raw.get("task"), raw.get("metric"), raw.get("models")
+    found = {}
+    if isinstance(metric, str) and metric not in METRICS:
+        found["metric"] = f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}"
+    elif isinstance(metric, str) and task in ESTIMATORS and METRICS[metric].task != task:
+        allowed = ", ".join(name for name, m in METRICS.items() if m.task == task)
+        found["metric"] = f"metric {metric!r} does not fit a {task} task; use one of: {allowed}"
+    if task in ESTIMATORS and isinstance(models, list):
+        for index, model in enumerate(models):
+            name = model.get("estimator") if isinstance(model, dict) else None
+            if isinstance(name, str) and name not in ESTIMATORS[task]:
+                found.setdefault(
+                    "models",
+                    f"models[{index}].estimator: unknown {task} estimator {name!r}; "
+                    f"use one of: {', '.join(ESTIMATORS[task])}",
+                )
+    return found
 
 
 def save_spec(store: Store, pipeline: str, raw: Mapping[str, Any]) -> str:
