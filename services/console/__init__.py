@@ -8,6 +8,7 @@ from flask import Flask
 
 from services.console.api import api
 from services.console.handlers import register_handlers
+from services.console.runlist import RunCache
 from services.console.views_models import models_bp
 from services.console.views_runs import runs_bp
 from services.console.views_start import start_bp
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.store"] = store
     app.extensions["cauce.pool"] = ThreadPoolExecutor(READERS, thread_name_prefix="console-read")
+    app.extensions["cauce.runs"] = RunCache()
     # Bearer-token auth arrives as one more app.before_request hook, next to the origin check.
     register_handlers(app)
     for blueprint in (runs_bp, models_bp, start_bp, api):

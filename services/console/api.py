@@ -42,7 +42,7 @@ def health() -> Response:
 @api.get("/runs")
 def runs() -> Response:
     """A page of runs, newest first; `next_before` is the cursor of the next page."""
-    page = runs_page(context.store(), context.pool(), **page_args())
+    page = runs_page(context.reader(), **page_args())
     return jsonify(page.as_json())
 
 

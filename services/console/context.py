@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 from flask import current_app
 
+from services.console.runlist import Reader
 from shared.config import Settings
 from shared.storage import Store
 
@@ -22,7 +21,8 @@ def settings() -> Settings:
     return value
 
 
-def pool() -> Executor:
-    """The thread pool for reading many objects at once."""
-    value: Executor = current_app.extensions["cauce.pool"]
-    return value
+def reader() -> Reader:
+    """Reads runs in parallel, through the cache of what cannot change."""
+    return Reader(
+        store(), current_app.extensions["cauce.pool"], current_app.extensions["cauce.runs"]
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -9,12 +11,61 @@ from typing import Any
 
 from services.console.listing import newest_ids
 from shared.errors import NotFound
-from shared.runs import describe_run, read_run
+from shared.pipeline import STAGES
+from shared.runs import describe_run, is_terminal, read_run, read_status
 from shared.storage import Store
 
 BATCH = 100  # run ids looked at per step while filtering
 SCAN_BUDGET = 1000  # runs one filtered page request looks at before it answers with what it has
 STATES = ("queued", "running", "succeeded", "failed")
+CACHE_SIZE = 50_000  # ended runs remembered, a few kB each
+
+
+class RunCache:
+    """What never changes once written: a run's pipeline, and the view of a run that has ended
+    (a stage that succeeded or failed is never run again), so pages re-read only live runs."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.views: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.pipelines: dict[str, str] = {}
+
+    def view(self, store: Store, run_id: str) -> dict[str, Any]:
+        """The run's view, from memory if it had ended when last read."""
+        with self.lock:
+            if run_id in self.views:
+                self.views.move_to_end(run_id)
+                return self.views[run_id]
+        view = describe_run(store, run_id)
+        with self.lock:
+            self.pipelines[run_id] = view["pipeline"]
+            if is_terminal(view):
+                self.views[run_id] = view
+                while len(self.views) > self.size:
+                    self.views.popitem(last=False)
+        return view
+
+    def deployed(self, store: Store, run_id: str) -> bool:
+        """Whether the run's last stage succeeded, which settles the run (one small read)."""
+        with self.lock:
+            view = self.views.get(run_id)
+        if view is not None:
+            return bool(view["state"] == "succeeded")
+        status = read_status(store, run_id, STAGES[-1]) or {}
+        return status.get("state") == "succeeded"
+
+    def pipeline(self, store: Store, run_id: str) -> str:
+        """The run's pipeline (`run.json` is written once)."""
+        with self.lock:
+            known = self.pipelines.get(run_id)
+        if known is None:
+            known = str(read_run(store, run_id)["pipeline"])
+            with self.lock:
+                if len(self.pipelines) > self.size * 4:
+                    self.pipelines.clear()
+                self.pipelines[run_id] = known
+        return known
 
 
 @dataclass
@@ -30,8 +81,8 @@ class RunPage:
         return {"runs": self.runs, "next_before": self.next_before, "scanned": self.scanned}
 
 
-def _maybe(fn: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any] | None]:
-    def call(run_id: str) -> dict[str, Any] | None:
+def _maybe(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+    def call(run_id: str) -> Any:
         try:
             return fn(run_id)
         except NotFound:
@@ -40,24 +91,32 @@ def _maybe(fn: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any
     return call
 
 
-def describe_many(store: Store, pool: Executor, run_ids: list[str]) -> list[dict[str, Any] | None]:
-    """Every run's view, read in parallel; None for a run without its `run.json`."""
-    return list(pool.map(_maybe(lambda run_id: describe_run(store, run_id)), run_ids))
+@dataclass
+class Reader:
+    """Reads runs for the pages: in parallel, through the cache of what cannot change."""
 
+    store: Store
+    pool: Executor
+    cache: RunCache
 
-def _of_pipeline(store: Store, pool: Executor, run_ids: list[str], pipeline: str) -> list[str]:
-    """The ids among `run_ids` whose run belongs to `pipeline` (one small read each)."""
-    records = pool.map(_maybe(lambda run_id: read_run(store, run_id)), run_ids)
-    return [
-        run_id
-        for run_id, record in zip(run_ids, records, strict=True)
-        if record is not None and record.get("pipeline") == pipeline
-    ]
+    def views(self, run_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Every run's view; None for a run without its `run.json`."""
+        return list(self.pool.map(_maybe(lambda r: self.cache.view(self.store, r)), run_ids))
+
+    def unfinished(self, run_ids: list[str]) -> list[str]:
+        """The ids among `run_ids` whose last stage has not succeeded: the only ones that can be
+        failed, running or queued (most runs succeed, and this costs one read instead of six)."""
+        done = self.pool.map(_maybe(lambda r: self.cache.deployed(self.store, r)), run_ids)
+        return [r for r, deployed in zip(run_ids, done, strict=True) if not deployed]
+
+    def of_pipeline(self, run_ids: list[str], pipeline: str) -> list[str]:
+        """The ids among `run_ids` whose run belongs to `pipeline`."""
+        names = self.pool.map(_maybe(lambda r: self.cache.pipeline(self.store, r)), run_ids)
+        return [r for r, name in zip(run_ids, names, strict=True) if name == pipeline]
 
 
 def runs_page(
-    store: Store,
-    pool: Executor,
+    reader: Reader,
     *,
     before: str | None = None,
     limit: int = 25,
@@ -70,13 +129,15 @@ def runs_page(
     cursor = before
     filtered = pipeline is not None or state is not None
     while page.scanned < SCAN_BUDGET:
-        batch = newest_ids(store, before=cursor, count=BATCH if filtered else limit)
+        batch = newest_ids(reader.store, before=cursor, count=BATCH if filtered else limit)
         if not batch:
             return page  # no older runs: no next page
         cursor = batch[-1]
         page.scanned += len(batch)
-        wanted = _of_pipeline(store, pool, batch, pipeline) if pipeline else batch
-        for view in describe_many(store, pool, wanted):
+        wanted = reader.of_pipeline(batch, pipeline) if pipeline else batch
+        if state is not None and state != "succeeded":
+            wanted = reader.unfinished(wanted)
+        for view in reader.views(wanted):
             if view is not None and (state is None or view["state"] == state):
                 page.runs.append(view)
             if len(page.runs) == limit:

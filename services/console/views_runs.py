@@ -23,7 +23,7 @@ def home() -> Response:
 def runs() -> str:
     """Runs, newest first, filtered by pipeline and state, live while any is in progress."""
     args = page_args()
-    page = runs_page(context.store(), context.pool(), **args)
+    page = runs_page(context.reader(), **args)
     live = any(not is_terminal(view) for view in page.runs)
     filters = {name: args[name] for name in ("pipeline", "state") if args[name]}
     fragment = bool(request.args.get("fragment"))
