@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -103,15 +105,7 @@ def measure(console: str, ids: list[str], repeat: int) -> dict[str, list[float]]
     }
 
 
-def main() -> None:
-    """Seed, measure and print a Markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--baseline", action="store_true", help="also time list_runs (slow)")
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cauce-bench-console-"))
-    s3_port, console_port = free_port(also_free_at=10000), free_port()
+def _env(root: Path, s3_port: int, console_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
     env.update(
         AWS_ACCESS_KEY_ID=KEY,
@@ -123,13 +117,29 @@ def main() -> None:
         CAUCE_CONSOLE_PORT=str(console_port),
         CAUCE_BUCKET="bench",
     )
-    s3 = _start(
-        weed_argv(s3_port=s3_port, data_dir=root / "s3"),
-        env,
-        root / "weed.log",
-        f"http://127.0.0.1:{s3_port}/",
+    return env
+
+
+def _wide_store(settings: Settings, connections: int = 32) -> Store:
+    """A store whose connection pool lets `connections` threads write at once."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=KEY,
+        aws_secret_access_key=SECRET,
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=connections),
     )
-    console_proc = None
+    return Store(client, settings.bucket)
+
+
+@contextmanager
+def servers(root: Path) -> Iterator[tuple[Store, dict[str, str]]]:
+    """SeaweedFS on free ports; yields its store and the environment the console needs."""
+    s3_port = free_port(also_free_at=10000)
+    env = _env(root, s3_port, free_port())
+    argv = weed_argv(s3_port=s3_port, data_dir=root / "s3")
+    s3 = _start(argv, env, root / "weed.log", f"http://127.0.0.1:{s3_port}/")
     try:
         settings = Settings(
             s3_endpoint_url=f"http://127.0.0.1:{s3_port}",
@@ -137,45 +147,15 @@ def main() -> None:
             s3_secret_key=SECRET,
             bucket="bench",
         )
-        store = Store.from_settings(settings)
-        store.ensure_bucket()
-        wide = Config(s3={"addressing_style": "path"}, max_pool_connections=32)
-        seeder = Store(
-            boto3.client(
-                "s3",
-                endpoint_url=settings.s3_endpoint_url,
-                region_name=settings.s3_region,
-                aws_access_key_id=KEY,
-                aws_secret_access_key=SECRET,
-                config=wide,
-            ),
-            settings.bucket,
-        )
-        started = time.perf_counter()
-        ids = seed(seeder, args.runs)
-        seeded = time.perf_counter() - started
-        console = f"http://127.0.0.1:{console_port}"
-        console_proc = _start(
-            [sys.executable, "-m", "services.console"],
-            env,
-            root / "console.log",
-            f"{console}/api/health",
-        )
-        results = measure(console, ids, args.repeat)
-        baseline = None
-        if args.baseline:
-            started = time.perf_counter()
-            assert len(list_runs(store)) == len(ids)
-            baseline = time.perf_counter() - started
+        yield _wide_store(settings), env
     finally:
-        for proc in (console_proc, s3):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
-    print(
-        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
-        f"{len(ids):,} runs seeded in {seeded:.0f} s; {args.repeat} loads each\n"
-    )
+        s3.terminate()
+        s3.wait(timeout=30)
+
+
+def report(results: dict[str, list[float]], header: str, baseline: float | None) -> None:
+    """Print the figures as a Markdown table."""
+    print(f"\n{header}\n")
     print("| page | first load ms (cold) | then: median ms | p95 ms |\n|---|---|---|---|")
     for name, times in results.items():
         cold, ms = times[0] * 1000, sorted(t * 1000 for t in times[1:])
@@ -183,6 +163,39 @@ def main() -> None:
         print(f"| {name} | {cold:.0f} | {statistics.median(ms):.0f} | {p95:.0f} |")
     if baseline is not None:
         print(f"\nlist_runs over every run (what `cauce runs` does): {baseline:.1f} s")
+
+
+def main() -> None:
+    """Seed, start the console, measure, and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--baseline", action="store_true", help="also time list_runs (slow)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="cauce-bench-console-"))
+    with servers(root) as (store, env):
+        store.ensure_bucket()
+        started = time.perf_counter()
+        ids = seed(store, args.runs)
+        seeded = time.perf_counter() - started
+        console = f"http://127.0.0.1:{env['CAUCE_CONSOLE_PORT']}"
+        argv = [sys.executable, "-m", "services.console"]
+        proc = _start(argv, env, root / "console.log", f"{console}/api/health")
+        try:
+            results = measure(console, ids, args.repeat)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        baseline = None
+        if args.baseline:
+            started = time.perf_counter()
+            assert len(list_runs(store)) == len(ids)
+            baseline = time.perf_counter() - started
+    header = (
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+        f"{len(ids):,} runs seeded in {seeded:.0f} s; {args.repeat} loads each"
+    )
+    report(results, header, baseline)
 
 
 if __name__ == "__main__":

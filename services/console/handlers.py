@@ -6,7 +6,7 @@ import logging
 from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import Conflict, DataError, NotFound, TransientError
@@ -40,6 +40,27 @@ def _error(message: str, field: str | None, status: int) -> Response:
     return response
 
 
+def http_error(exc: HTTPException) -> Response:
+    """Werkzeug's errors (404, 405, 413, ...) in the console's shape."""
+    status = exc.code or 500
+    if status == 413:
+        limit = current_app.extensions["cauce.settings"].max_upload_bytes
+        return _error(f"the file is larger than the limit of {limit} bytes", "file", 413)
+    return _error(exc.description or exc.name, None, status)
+
+
+def store_error(exc: Exception) -> Response:
+    """The object store failed or could not be reached."""
+    log.warning("object store error on %s: %s", request.path, exc)
+    return _error(f"the object store could not answer: {exc}", None, 503)
+
+
+def unexpected(exc: Exception) -> Response:
+    """A bug: log it, and say so without the details."""
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return _error(f"internal error: {type(exc).__name__}", None, 500)
+
+
 def register_handlers(app: Flask) -> None:
     """Install the origin check and one handler per kind of error."""
     app.before_request(same_origin)
@@ -54,22 +75,7 @@ def register_handlers(app: Flask) -> None:
             kind,
             lambda exc, status=status: _error(str(exc), getattr(exc, "field", None), status),
         )
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        if status == 413:
-            limit = app.extensions["cauce.settings"].max_upload_bytes
-            return _error(f"the file is larger than the limit of {limit} bytes", "file", 413)
-        return _error(exc.description or exc.name, None, status)
-
-    @app.errorhandler(BotoCoreError)
-    @app.errorhandler(ClientError)
-    def store_error(exc: Exception) -> Response:
-        log.warning("object store error on %s: %s", request.path, exc)
-        return _error(f"the object store could not answer: {exc}", None, 503)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return _error(f"internal error: {type(exc).__name__}", None, 500)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(BotoCoreError, store_error)
+    app.register_error_handler(ClientError, store_error)
+    app.register_error_handler(Exception, unexpected)

@@ -87,9 +87,7 @@ def confusion(report: dict[str, Any]) -> dict[str, Any] | None:
     return {"labels": matrix["labels"], "rows": rows}
 
 
-def plots(report: dict[str, Any]) -> dict[str, Markup]:
-    """Every plot the report has data for, as inline SVG."""
-    data = report.get("plots") or {}
+def _curve_plots(data: dict[str, Any]) -> dict[str, Markup]:
     found: dict[str, Markup] = {}
     if data.get("roc"):
         series = [{**c, "legend": f"{c['label']} (AUC {c['auc']:.3f})"} for c in data["roc"]]
@@ -109,26 +107,38 @@ def plots(report: dict[str, Any]) -> dict[str, Markup]:
             y_label="precision",
             diagonal=False,
         )
-    points = data.get("points")
-    if points:
-        actual, predicted = points["actual"], points["predicted"]
-        found["Predicted vs actual"] = svg.scatter(
+    return found
+
+
+def _point_plots(points: dict[str, list[float]]) -> dict[str, Markup]:
+    actual, predicted = points["actual"], points["predicted"]
+    residuals = [p - a for a, p in zip(actual, predicted, strict=True)]
+    return {
+        "Predicted vs actual": svg.scatter(
             actual,
             predicted,
             title="Predicted vs actual",
             x_label="actual",
             y_label="predicted",
             guide="identity",
-        )
-        residuals = [p - a for a, p in zip(actual, predicted, strict=True)]
-        found["Residuals"] = svg.scatter(
+        ),
+        "Residuals": svg.scatter(
             predicted,
             residuals,
             title="Residuals",
             x_label="predicted",
             y_label="predicted - actual",
             guide="zero",
-        )
+        ),
+    }
+
+
+def plots(report: dict[str, Any]) -> dict[str, Markup]:
+    """Every plot the report has data for, as inline SVG."""
+    data = report.get("plots") or {}
+    found = _curve_plots(data)
+    if data.get("points"):
+        found.update(_point_plots(data["points"]))
     importance = data.get("importance")
     if importance and importance.get("features"):
         items = [(f["name"], f["mean"]) for f in importance["features"]]
@@ -145,6 +155,7 @@ def ranked_trials(trials: list[dict[str, Any]] | None, metric: str | None) -> li
     higher = METRICS[metric].greater_is_better if metric in METRICS else True
 
     def key(trial: dict[str, Any]) -> tuple[bool, float]:
+        """Failed trials after the others; the best score first."""
         score = trial.get("score")
         if trial.get("state") != "succeeded" or score is None:
             return True, 0.0

@@ -30,6 +30,7 @@ class RunCache:
         self.lock = threading.Lock()
         self.views: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.pipelines: dict[str, str] = {}
+        self.deployed_ids: set[str] = set()
 
     def view(self, store: Store, run_id: str) -> dict[str, Any]:
         """The run's view, from memory if it had ended when last read."""
@@ -50,10 +51,18 @@ class RunCache:
         """Whether the run's last stage succeeded, which settles the run (one small read)."""
         with self.lock:
             view = self.views.get(run_id)
+            if run_id in self.deployed_ids:
+                return True
         if view is not None:
             return bool(view["state"] == "succeeded")
         status = read_status(store, run_id, STAGES[-1]) or {}
-        return status.get("state") == "succeeded"
+        if status.get("state") != "succeeded":
+            return False
+        with self.lock:
+            if len(self.deployed_ids) > self.size * 4:
+                self.deployed_ids.clear()
+            self.deployed_ids.add(run_id)
+        return True
 
     def pipeline(self, store: Store, run_id: str) -> str:
         """The run's pipeline (`run.json` is written once)."""
@@ -82,6 +91,8 @@ class RunPage:
 
 
 def _maybe(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`fn`, answering None for a run whose `run.json` is missing."""
+
     def call(run_id: str) -> Any:
         try:
             return fn(run_id)

@@ -32,6 +32,19 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _curves(label: Any, hits: Any, scores: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One class's ROC and precision-recall curves, thinned to MAX_CURVE_POINTS."""
+    fpr, tpr, _ = roc_curve(hits, scores)
+    keep = _positions(len(fpr), MAX_CURVE_POINTS)
+    roc = {"label": _plain(label), "x": _thin(fpr, keep), "y": _thin(tpr, keep)}
+    roc["auc"] = float(auc(fpr, tpr))
+    precision, recall, _ = precision_recall_curve(hits, scores)
+    keep = _positions(len(recall), MAX_CURVE_POINTS)
+    pr = {"label": _plain(label), "x": _thin(recall, keep), "y": _thin(precision, keep)}
+    pr["ap"] = float(average_precision_score(hits, scores))
+    return roc, pr
+
+
 def classification_curves(model: Any, *, X: Any, y: Any, classes: Sequence[Any]) -> dict[str, Any]:
     """ROC and precision-recall curves: the positive class if binary, else one per class."""
     if not hasattr(model, "predict_proba"):
@@ -39,36 +52,15 @@ def classification_curves(model: Any, *, X: Any, y: Any, classes: Sequence[Any])
     labels = list(classes)
     proba = align_proba(model.predict_proba(X), model_classes=model.classes_, classes=labels)
     truth = np.asarray(y)
-    roc: list[dict[str, Any]] = []
-    pr: list[dict[str, Any]] = []
+    result: dict[str, list[dict[str, Any]]] = {"roc": [], "pr": []}
     for index, label in enumerate(labels):
-        if len(labels) == 2 and index == 0:
-            continue  # a binary problem has one curve: the second (positive) class
         hits = truth == label
-        if hits.all() or not hits.any():
-            continue  # a curve needs both outcomes among the test rows
-        fpr, tpr, _ = roc_curve(hits, proba[:, index])
-        keep = _positions(len(fpr), MAX_CURVE_POINTS)
-        roc.append(
-            {
-                "label": _plain(label),
-                "x": _thin(fpr, keep),
-                "y": _thin(tpr, keep),
-                "auc": auc(fpr, tpr),
-            }
-        )
-        precision, recall, _ = precision_recall_curve(hits, proba[:, index])
-        keep = _positions(len(recall), MAX_CURVE_POINTS)
-        ap = float(average_precision_score(hits, proba[:, index]))
-        pr.append(
-            {
-                "label": _plain(label),
-                "x": _thin(recall, keep),
-                "y": _thin(precision, keep),
-                "ap": ap,
-            }
-        )
-    return {"roc": roc, "pr": pr}
+        if (len(labels) == 2 and index == 0) or hits.all() or not hits.any():
+            continue  # binary: one curve, for the positive class; a curve needs both outcomes
+        roc, pr = _curves(label, hits, proba[:, index])
+        result["roc"].append(roc)
+        result["pr"].append(pr)
+    return result
 
 
 def regression_points(model: Any, *, X: Any, y: Any, seed: int) -> dict[str, Any]:
