@@ -7,8 +7,10 @@ from typing import Any
 
 from ulid import ULID
 
+from services.console.listing import ids_between
 from shared.errors import Conflict, DataError, NotFound
 from shared.registry import get_alias, move_alias, version_key
+from shared.runs import read_run
 from shared.storage import Store, check_name
 
 
@@ -35,6 +37,8 @@ def roll_back(
     reason: str = "",
 ) -> dict[str, Any]:
     """Point the alias at an existing `version`, if it still points where the user saw it."""
+    check_name(pipeline)
+    check_name(alias, what="alias")
     if not store.exists(version_key(pipeline, version)):
         raise NotFound(f"pipeline {pipeline!r} has no version {version}")
     current = get_alias(store, pipeline, alias)
@@ -46,3 +50,16 @@ def roll_back(
         )
     note = reason.strip() or f"rolled back from v{now_at} to v{version} in the console"
     return move_alias(store, pipeline, version, alias=alias, reason=note)
+
+
+def upload_run(store: Store, *, key: str, etag: str, after: str) -> str | None:
+    """The run the watcher started for an upload, looking only at runs made since `after`."""
+    run_ids, _ = ids_between(store, check_name(after, what="after")[:10], None, limit=1000)
+    for run_id in reversed(run_ids):
+        try:
+            source = read_run(store, run_id)["source"]
+        except NotFound:
+            continue  # being created right now
+        if source["key"] == key and source["etag"] == etag:
+            return run_id
+    return None

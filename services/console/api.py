@@ -10,7 +10,6 @@ from services.console import actions, catalog, context, specform
 from services.console.runlist import STATES, runs_page
 from shared.errors import DataError
 from shared.registry import list_pipelines
-from shared.submit import find_run
 
 api = Blueprint("api", __name__, url_prefix="/api")
 MAX_PAGE = 200
@@ -104,7 +103,7 @@ def upload_run() -> Response:
     args = {name: request.args.get(name, "") for name in ("key", "etag", "after")}
     if not all(args.values()):
         raise DataError("key, etag and after are required", field="key")
-    return jsonify({"run_id": find_run(context.store(), **args)})
+    return jsonify({"run_id": actions.upload_run(context.store(), **args)})
 
 
 @api.get("/pipelines")

@@ -7,7 +7,7 @@ from typing import Any
 from shared.errors import NotFound
 from shared.registry import alias_history, list_pipelines, list_versions
 from shared.runs import describe_run, read_run, read_status, stage_key
-from shared.storage import Store
+from shared.storage import Store, check_name
 
 
 def _optional_json(store: Store, key: str) -> Any:
@@ -19,7 +19,7 @@ def _optional_json(store: Store, key: str) -> Any:
 
 def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     """The run view plus its input, profile, resolved spec, trials and evaluation report."""
-    view = describe_run(store, run_id)
+    view = describe_run(store, check_name(run_id, what="run"))
     record = read_run(store, run_id)
     ingest = read_status(store, run_id, "ingest") or {}
     failed = next((s for s in view["stages"] if s["state"] == "failed"), None)
@@ -54,7 +54,7 @@ def aliases(store: Store, pipeline: str) -> dict[str, dict[str, Any]]:
 
 def model_overview(store: Store, pipeline: str) -> dict[str, Any]:
     """A pipeline's versions (newest first) with their aliases, and each alias's history."""
-    pointers = aliases(store, pipeline)
+    pointers = aliases(store, check_name(pipeline))
     versions = list_versions(store, pipeline)
     if not versions:
         raise NotFound(f"pipeline {pipeline!r} has no registered model versions")

@@ -8,7 +8,6 @@ from werkzeug.wrappers import Response
 from services.console import actions, catalog, context, specform
 from shared.errors import DataError, SpecError
 from shared.storage import check_name
-from shared.submit import find_run
 
 start_bp = Blueprint("start", __name__)
 
@@ -44,7 +43,7 @@ def upload() -> Response | tuple[str, int]:
 def waiting() -> Response | str:
     """Go to the run once the watcher has started it; until then, a page that reloads itself."""
     args = {name: request.args.get(name, "") for name in ("key", "etag", "after")}
-    run_id = find_run(context.store(), **args) if all(args.values()) else None
+    run_id = actions.upload_run(context.store(), **args) if all(args.values()) else None
     if run_id:
         return redirect(url_for("runs.run", run_id=run_id))
     return render_template("waiting.html", key=args["key"])

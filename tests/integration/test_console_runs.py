@@ -88,3 +88,29 @@ def test_run_page_shows_the_failure_and_escapes_it(console: str, store: Store) -
     missing = requests.get(f"{console}/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV", timeout=30)
     assert missing.status_code == 404
     assert requests.get(f"{console}/api/runs/nope", timeout=30).json()["error"]
+
+
+def test_regression_report_draws_points_and_residuals(console: str, store: Store) -> None:
+    run_id = seed_run(store, when=ago(minutes=2))
+    report = {
+        "metrics": {"rmse": 50.0, "mae": 40.0, "r2": 0.5, "rows": 3},
+        "champion_version": 1,
+        "champion_metrics": {"rmse": 55.0, "mae": 41.0, "r2": 0.4, "rows": 3},
+        "gate": {"passed": True, "reason": "candidate rmse 50 beats production 55"},
+        "test_rows": 3,
+        "plots": {
+            "points": {"actual": [100.0, 150.0, 200.0], "predicted": [110.0, 140.0, 230.0]},
+            "importance": {
+                "method": "permutation",
+                "scoring": "r2",
+                "features": [{"name": "bmi", "mean": 0.3, "std": 0.01}],
+            },
+        },
+    }
+    store.put_json(f"runs/{run_id}/evaluate/report.json", report)
+    page = requests.get(f"{console}/runs/{run_id}", timeout=30).text
+    for title in ("Predicted vs actual", "Residuals", "Feature importance"):
+        assert f"<figcaption>{title}</figcaption>" in page
+    assert page.count('class="dot"') == 6 and "ROC curve" not in page
+    assert '<td class="num better">50.0000</td>' in page  # lower rmse is better
+    assert "Production v1" in page and "drop in r2 when the column is shuffled" in page
