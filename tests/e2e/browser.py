@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -58,8 +59,9 @@ def find(browser: WebDriver, css: str) -> WebElement:
     return browser.find_element(By.CSS_SELECTOR, css)
 
 
-def wait_text(browser: WebDriver, css: str, text: str, *, timeout: float = 120) -> WebElement:
-    """Wait until the element matching `css` shows `text`; fail with what it showed instead."""
+def wait_text(browser: WebDriver, css: str, text: str, *, timeout: float = 120) -> str:
+    """Wait until an element matching `css` shows `text`; return all it shows, or fail with
+    what it showed instead."""
     seen: list[str] = []
 
     def shows(driver: WebDriver) -> bool:
@@ -68,10 +70,15 @@ def wait_text(browser: WebDriver, css: str, text: str, *, timeout: float = 120) 
         return any(text in shown for shown in seen)
 
     try:
-        WebDriverWait(browser, timeout, poll_frequency=0.2).until(shows)
+        WebDriverWait(
+            browser,
+            timeout,
+            poll_frequency=0.2,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(shows)  # a live part of the page may be replaced while it is read
     except Exception as exc:
         raise AssertionError(f"{css} never showed {text!r}; last seen {seen!r}") from exc
-    return find(browser, css)
+    return next(shown for shown in seen if text in shown)
 
 
 def fill(browser: WebDriver, element_id: str, text: str) -> None:

@@ -3,8 +3,11 @@ and roll the model back, against the whole stack started with `cauce up`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
+import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -12,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.datasets import cancer_frame
 from tests.e2e.browser import chromium, fill, find, screenshot, wait_text
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.helpers import wait_served
 
 PIPELINE = "screening"
@@ -26,7 +29,8 @@ def _edit_spec(browser: WebDriver, console: str, models: str) -> None:
     fill(browser, "f-split.test", "2")
     fill(browser, "f-models", models)
     find(browser, "#save-spec").click()
-    error = wait_text(browser, '[data-field="split.test"]', "Input should be less than 0.9")
+    wait_text(browser, '[data-field="split.test"]', "Input should be less than 0.9")
+    error = find(browser, '[data-field="split.test"]')  # the spec page is not live
     field = find(browser, "#f-split\\.test").rect
     middle = error.rect["y"] + error.rect["height"] / 2
     assert field["y"] <= middle <= field["y"] + field["height"]  # on the field's line,
@@ -46,7 +50,7 @@ def _upload(browser: WebDriver, console: str, data: Path) -> str:
     return browser.current_url.rsplit("/", 1)[-1]
 
 
-def _two_runs_done(browser: WebDriver) -> list[tuple[str, str]] | None:
+def _two_runs_done(browser: WebDriver) -> list[tuple[str, str]] | Literal[False]:
     """Each row's run id and text once the page shows two runs, the newest finished."""
     try:
         rows = browser.find_elements(By.CSS_SELECTOR, ".run-row")
@@ -54,7 +58,19 @@ def _two_runs_done(browser: WebDriver) -> list[tuple[str, str]] | None:
             return [(str(row.get_attribute("data-run-id")), row.text) for row in rows]
     except StaleElementReferenceException:
         pass  # the live table was replaced while we read it
-    return None
+    return False
+
+
+def _failed_run_shows_why(browser: WebDriver, stack: Stack, console: str) -> None:
+    """A file too short to train on fails at ingest; the runs page and the run say why."""
+    stack.store.put_bytes(f"incoming/{PIPELINE}/short.csv", b"mean_radius,diagnosis\n1,benign\n")
+    browser.get(f"{console}/runs")
+    row = wait_text(browser, ".run-row:first-child", "failed", timeout=60)
+    assert "ingest:" in row and "rows" in row
+    screenshot(browser, "console-runs")
+    find(browser, ".run-row:first-child a").click()
+    assert "ingest:" in wait_text(browser, "#run-error", "Failed.")
+    assert "failed" in find(browser, '.tl-row[data-stage="ingest"]').text
 
 
 def _check_report(browser: WebDriver) -> None:
@@ -66,6 +82,13 @@ def _check_report(browser: WebDriver) -> None:
     assert captions == ["ROC curve", "Precision-recall curve", "Feature importance"]
     assert "hist_gradient_boosting" in find(browser, "#trials-table").text
     assert "diagnosis (target)" in find(browser, "#profile-table").text
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of this module's own, so its models do not show in other tests' listings."""
+    with running_stack(tmp_path_factory.mktemp("console-home")) as running:
+        yield running
 
 
 def test_upload_watch_report_and_roll_back(stack: Stack, tmp_path: Path) -> None:
@@ -95,8 +118,7 @@ def test_upload_watch_report_and_roll_back(stack: Stack, tmp_path: Path) -> None
         _check_report(browser)
         assert "Production v1" in find(browser, "#metrics").text
         screenshot(browser, "console-run")
-        browser.get(f"{console}/runs")
-        screenshot(browser, "console-runs")
+        _failed_run_shows_why(browser, stack, console)
 
         browser.get(f"{console}/models")
         section = f"#p-{PIPELINE}"

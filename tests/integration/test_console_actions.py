@@ -22,6 +22,11 @@ def console(settings: Settings, store: Store) -> Iterator[str]:
         yield url
 
 
+def _production(store: Store) -> int | None:
+    pointer = get_alias(store, "iris")
+    return None if pointer is None else int(pointer["version"])
+
+
 def _two_versions(store: Store) -> None:
     X = iris_frame()[0]
     for index, kind in enumerate(("logistic", "tree"), start=1):
@@ -44,7 +49,7 @@ def test_rollback_asks_first_then_moves_production(console: str, store: Store) -
     confirm = requests.get(f"{console}/models/iris/rollback?version=1", timeout=30)
     assert confirm.status_code == 200
     assert "Move production of iris to v1?" in confirm.text
-    assert get_alias(store, "iris")["version"] == 2  # looking changes nothing
+    assert _production(store) == 2  # looking changes nothing
 
     form = {"version": "1", "expected": "2", "reason": "v2 misroutes <b>setosa</b>"}
     foreign = requests.post(
@@ -53,7 +58,7 @@ def test_rollback_asks_first_then_moves_production(console: str, store: Store) -
         headers={"Origin": "http://evil.example"},
         timeout=30,
     )
-    assert foreign.status_code == 403 and get_alias(store, "iris")["version"] == 2
+    assert foreign.status_code == 403 and _production(store) == 2
 
     moved = requests.post(
         f"{console}/models/iris/rollback",
@@ -65,7 +70,7 @@ def test_rollback_asks_first_then_moves_production(console: str, store: Store) -
     assert moved.url.endswith("/models?moved=iris:1#p-iris")
     assert "production of iris now points at v1" in moved.text
     assert "v2 misroutes &lt;b&gt;setosa&lt;/b&gt;" in moved.text
-    assert get_alias(store, "iris")["version"] == 1
+    assert _production(store) == 1
     assert alias_history(store, "iris")[-1]["reason"] == "v2 misroutes <b>setosa</b>"
 
     stale = requests.post(f"{console}/models/iris/rollback", data=form, timeout=30)
