@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test browser up down status lint format typecheck bench bench-console clean
+.PHONY: demo test browser up down status lint format typecheck bench bench-tuning bench-console clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -51,6 +51,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.loop
+
+bench-tuning: $(STAMP)
+	$(BIN)/python -m bench.tuning
 
 bench-console: $(STAMP)
 	$(BIN)/python -m bench.console

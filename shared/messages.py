@@ -18,6 +18,12 @@ class RunStage(Message):
     pipeline: str = Field(min_length=1, max_length=100)
 
 
+class RunTrial(RunStage):
+    """Run one tuning trial of a run's search (`train.trial`)."""
+
+    index: int = Field(ge=0, le=100_000)
+
+
 class AliasMoved(Message):
     """Announced when a pipeline's alias points at a new version."""
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import SecretStr
+
 from shared.config import Settings
 from shared.errors import CauceError
 from shared.pipeline import STAGES
@@ -45,6 +47,8 @@ def write_stack_env(settings: Settings) -> None:
         "CAUCE_S3_ACCESS_KEY", settings.s3_access_key or f"cauce-{secrets.token_hex(4)}"
     )
     lines.setdefault("CAUCE_S3_SECRET_KEY", settings.s3_secret_key or secrets.token_urlsafe(24))
+    key = settings.signing_key.get_secret_value() if settings.signing_key else None
+    lines.setdefault("CAUCE_SIGNING_KEY", key or secrets.token_urlsafe(32))
     lines.update(
         CAUCE_BROKER_URL=settings.broker_url,
         CAUCE_BUCKET=settings.bucket,
@@ -60,6 +64,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     """The environment every child gets: the settings, exported as CAUCE_ variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
     for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
             env[f"CAUCE_{name.upper()}"] = str(value)
     env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))

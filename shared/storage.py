@@ -122,7 +122,12 @@ class Store:
     def head(self, key: str) -> ObjectInfo:
         """The object's ETag and size; NotFound when it is missing."""
         response = self.client.head_object(Bucket=self.bucket, Key=key)
-        return ObjectInfo(key, str(response["ETag"]), int(response["ContentLength"]))
+        return ObjectInfo(
+            key,
+            str(response["ETag"]),
+            int(response["ContentLength"]),
+            response["LastModified"].isoformat(),
+        )
 
     def exists(self, key: str) -> bool:
         """Whether the object exists."""
@@ -133,6 +138,12 @@ class Store:
         return True
 
     @_translate
+    def metadata(self, key: str) -> dict[str, str]:
+        """The object's user metadata (`x-amz-meta-*`), keys lower-case."""
+        response = self.client.head_object(Bucket=self.bucket, Key=key)
+        return {k.lower(): v for k, v in response.get("Metadata", {}).items()}
+
+    @_translate
     def put_bytes(
         self,
         key: str,
@@ -141,9 +152,10 @@ class Store:
         content_type: str = "application/octet-stream",
         if_none_match: bool = False,
         if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> str:
         """Write the object and return its ETag; Conflict when a condition fails."""
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {"Metadata": metadata} if metadata else {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:

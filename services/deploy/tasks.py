@@ -7,8 +7,9 @@ from typing import Any
 from celery import Celery
 
 from services.deploy.promotion import already_promoted, version_meta
+from shared.context import StageContext
 from shared.registry import move_alias, register_version
-from shared.stage import StageContext, create_stage_worker
+from shared.stage import create_stage_worker
 
 
 def deploy(ctx: StageContext) -> dict[str, Any]:
@@ -22,7 +23,14 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
         source=ctx.run["source"]["key"],
     )
     model = ctx.store.get_bytes(ctx.key("model.skops", "train"))
-    record = register_version(ctx.store, ctx.pipeline, run_id=ctx.run_id, model=model, meta=meta)
+    record = register_version(
+        ctx.store,
+        ctx.pipeline,
+        run_id=ctx.run_id,
+        model=model,
+        meta=meta,
+        signing_key=ctx.settings.signing_key_bytes(),
+    )
     promoted = bool(evaluation["gate"]["passed"])
     if promoted and not already_promoted(ctx.store, ctx.pipeline, ctx.run_id):
         move_alias(
@@ -42,4 +50,5 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
 
 def create_worker() -> Celery:
     """The deploy worker's Celery app with its task registered."""
-    return create_stage_worker("deploy", deploy)
+    app, _ = create_stage_worker("deploy", deploy)
+    return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 import uuid
 
 import redis
 from celery import Celery
 
+from services.ingest.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, DataError, NotFound
 from shared.ids import new_run_id
@@ -21,8 +23,6 @@ from shared.storage import ObjectInfo, Store, check_name
 
 log = logging.getLogger(__name__)
 
-LEDGER = "cauce:ledger:incoming"
-SENT = "cauce:ledger:started"
 LOCK = "cauce:watcher:lock"
 PREFIX = "incoming/"
 
@@ -72,6 +72,7 @@ class Watcher:
         # Claimed but maybe not started (a watcher died here): both steps below are idempotent.
         create_run(
             self.store,
+            options=run_options(self.store.metadata(item.key)),
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
@@ -96,6 +97,14 @@ class Watcher:
             return None
 
 
+def run_options(metadata: dict[str, str]) -> dict[str, bool]:
+    """Options a drop carries as object metadata (`cauce submit --no-cache/--force` sets them)."""
+    return {
+        "cache": metadata.get("cauce-cache", "true").lower() != "false",
+        "force": metadata.get("cauce-force", "false").lower() == "true",
+    }
+
+
 def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:
     """Take or renew the single-active-watcher lock."""
     if broker.set(LOCK, token, nx=True, px=int(seconds * 1000)):
@@ -107,19 +116,26 @@ def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:
 
 
 def watch(settings: Settings, stop: threading.Event) -> None:
-    """Scan `incoming/` until `stop` is set; only the lock holder scans."""
+    """Scan `incoming/` and recover stalled runs until `stop` is set; only the lock holder works."""
     store = Store.from_settings(settings)
     broker = redis.Redis.from_url(settings.broker_url)
-    watcher = Watcher(store=store, broker=broker, app=create_celery(settings, "watcher"))
+    app = create_celery(settings, "watcher")
+    watcher = Watcher(store=store, broker=broker, app=app)
+    recovery = Recovery(store=store, broker=broker, app=app, settings=settings)
     token = uuid.uuid4().hex
-    store_ready = False
+    store_ready, next_sweep = False, 0.0
     while not stop.is_set():
         try:
             if not store_ready:
                 store.ensure_bucket()
                 store_ready = True
             if hold_lock(broker, token, seconds=max(10.0, 5 * settings.watch_poll_seconds)):
-                watcher.scan()
+                recovery.ensure_ledger()  # before scanning: a lost ledger must not rerun drops
+                for run_id in watcher.scan():
+                    recovery.track(run_id)
+                if time.monotonic() >= next_sweep:
+                    recovery.sweep()
+                    next_sweep = time.monotonic() + max(1.0, settings.stale_seconds / 4)
         except (CauceError, redis.RedisError, OSError) as exc:
             log.warning("watcher: %s; trying again", exc)
         stop.wait(settings.watch_poll_seconds)

@@ -26,7 +26,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    cache = ModelCache(store, loader=load_model)
+    cache = ModelCache(store, loader=load_model, signing_key=settings.signing_key_bytes())
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.models"] = cache
     app.extensions["cauce.requests"] = RequestCounter()

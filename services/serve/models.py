@@ -42,9 +42,11 @@ class LoadedModel:
         return [spec["name"] for spec in self.signature]
 
 
-def build_model(store: Store, pipeline: str, version: int, loader: Loader) -> LoadedModel:
-    """Load a version (sha256 checked), check its signature and warm it with one prediction."""
-    record, data = load_version(store, pipeline, version)
+def build_model(
+    store: Store, pipeline: str, version: int, loader: Loader, *, signing_key: bytes
+) -> LoadedModel:
+    """Load a version (signed manifest and sha256 checked) and warm it with one prediction."""
+    record, data = load_version(store, pipeline, version, signing_key=signing_key)
     signature = tuple(dict(spec) for spec in record["signature"]["inputs"])
     model = LoadedModel(pipeline, version, MappingProxyType(dict(record)), loader(data), signature)
     warm(model)
@@ -66,9 +68,10 @@ def warm(model: LoadedModel) -> None:
 class ModelCache:
     """Thread-safe map of pipeline -> LoadedModel, refreshed from the production aliases."""
 
-    def __init__(self, store: Store, *, loader: Loader) -> None:
+    def __init__(self, store: Store, *, loader: Loader, signing_key: bytes) -> None:
         self.store = store
         self.loader = loader
+        self.signing_key = signing_key
         self._models: dict[str, LoadedModel] = {}  # replaced whole, never mutated in place
         self._deployed: frozenset[str] = frozenset()
         self._reached = False
@@ -132,7 +135,9 @@ class ModelCache:
 
     def _load(self, pipeline: str, version: int) -> LoadedModel | None:
         try:
-            model = build_model(self.store, pipeline, version, self.loader)
+            model = build_model(
+                self.store, pipeline, version, self.loader, signing_key=self.signing_key
+            )
         except Exception as exc:  # a broken version must never take down the serving one
             log.exception(
                 "could not load model %s v%s; the previous model keeps serving", pipeline, version

@@ -419,7 +419,7 @@ def test_a_broken_version_leaves_the_old_one_serving(
     response = service.post("/invocations/iris", {"instances": ROWS})
     assert response.status_code == 200 and response.json()["model"]["version"] == 1
     status = service.get("/v2/health/ready").json()
-    assert "sha256" in status["errors"]["iris"]
+    assert "does not match its signed manifest" in status["errors"]["iris"]
 
 
 def _version_within(service: Service, version: int, *, seconds: float) -> int | None:
