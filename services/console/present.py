@@ -34,12 +34,18 @@ def duration(value: float | None) -> str:
     return f"{int(value // 60)} min {int(value % 60):02d} s"
 
 
+def shown(stage: dict[str, Any]) -> str:
+    """The state a person reads: `cached` for a stage that reused an earlier run's result."""
+    cached = stage.get("cached_from") and stage.get("state") == "succeeded"
+    return "cached" if cached else str(stage.get("state"))
+
+
 def timeline(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each stage as a bar: where it starts and how wide it is, in percent of the run so far."""
     starts = [_time(s.get("started")) for s in stages]
     known = [t for t in starts if t is not None]
     if not known:
-        return [{**s, "left": 0.0, "width": 0.0, "took": ""} for s in stages]
+        return [{**s, "left": 0.0, "width": 0.0, "took": "", "shown": shown(s)} for s in stages]
     first = min(known)
     ends = [
         t + timedelta(seconds=seconds(s) or 0.0) if t else None
@@ -52,7 +58,13 @@ def timeline(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         left = (start - first).total_seconds() / total * 100 if start else 0.0
         width = max(0.5, (took or 0.0) / total * 100) if start else 0.0
         bars.append(
-            {**stage, "left": round(left, 2), "width": round(width, 2), "took": duration(took)}
+            {
+                **stage,
+                "left": round(left, 2),
+                "width": round(width, 2),
+                "took": duration(took),
+                "shown": shown(stage),
+            }
         )
     return bars
 

@@ -108,7 +108,12 @@ def test_regression_report_draws_points_and_residuals(console: str, store: Store
         },
     }
     store.put_json(f"runs/{run_id}/evaluate/report.json", report)
+    earlier = seed_run(store, when=ago(minutes=9))
+    status = store.get_json(f"runs/{run_id}/preprocess/status.json")
+    store.put_json(f"runs/{run_id}/preprocess/status.json", {**status, "cached_from": earlier})
     page = requests.get(f"{console}/runs/{run_id}", timeout=30).text
+    assert '<span class="tl-state state-text-cached">cached</span>' in page
+    assert f'reused the result of run <a href="/runs/{earlier}">' in page
     for title in ("Predicted vs actual", "Residuals", "Feature importance"):
         assert f"<figcaption>{title}</figcaption>" in page
     assert page.count('class="dot"') == 6 and "ROC curve" not in page
