@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test browser up down status lint format typecheck bench bench-tuning bench-console clean
+.PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning bench-console clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -30,6 +30,10 @@ browser:
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	fi
+
+# The README's pictures of the console, taken by its browser test.
+screenshots: $(STAMP) browser
+	CAUCE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_console_browser.py
 
 up: $(STAMP)
 	$(BIN)/cauce up
