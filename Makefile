@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning bench-console clean
+.PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning \
+	bench-serving bench-console clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -58,6 +59,13 @@ bench: $(STAMP)
 
 bench-tuning: $(STAMP)
 	$(BIN)/python -m bench.tuning
+
+# The prediction service against `mlflow models serve` on the same model (docs/benchmarks.md).
+# Needs wrk (apt-get install wrk); MLflow goes into its own venv under .cache/ on first run.
+bench-serving: $(STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
+		{ echo "bench-serving needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.serving
 
 bench-console: $(STAMP)
 	$(BIN)/python -m bench.console

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,12 @@ class Settings(BaseSettings):
     def heartbeat_seconds(self) -> float:
         """How often busy workers write their heartbeat."""
         return max(0.5, self.stale_seconds / 6)
+
+    # Prediction service: a bearer token every request but the health probes must carry (off
+    # when unset), and which runtime to prefer (auto: ONNX when deploy kept an export).
+    api_token: SecretStr | None = None
+    serve_runtime: Literal["auto", "skops"] = "auto"
+    batch_chunk_rows: int = Field(default=10_000, gt=0)  # rows a batch job holds in memory
 
     @property
     def serve_url(self) -> str:

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from shared.errors import DataError
+from shared.storage import check_name
+
+
+def _safe_name(name: str) -> str:
+    try:
+        return check_name(name)
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A pipeline name becomes a segment of object keys: the same rule as everywhere else.
+PipelineName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_safe_name)]
 
 
 class Message(BaseModel):
@@ -15,13 +31,21 @@ class RunStage(Message):
     """Run one stage of one run (the body of every `<stage>.run` task)."""
 
     run_id: str = Field(min_length=10, max_length=40, pattern=r"^[0-9A-Za-z]+$")
-    pipeline: str = Field(min_length=1, max_length=100)
+    pipeline: PipelineName
 
 
 class RunTrial(RunStage):
     """Run one tuning trial of a run's search (`train.trial`)."""
 
     index: int = Field(ge=0, le=100_000)
+
+
+class ScoreFile(Message):
+    """Score a file dropped under batch/<pipeline>/ with the production model (`batch.run`)."""
+
+    job_id: str = Field(min_length=10, max_length=40, pattern=r"^[0-9A-Za-z]+$")
+    pipeline: PipelineName
+    key: str = Field(min_length=1, max_length=1024)
 
 
 class AliasMoved(Message):

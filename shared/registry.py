@@ -53,10 +53,14 @@ def register_version(
     model: bytes,
     meta: dict[str, Any],
     signing_key: bytes,
-    extra_files: dict[str, bytes] | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Register a new immutable, signed version, or return the one this run registered before."""
-    files = {MODEL_FILE: model, **(extra_files or {})}
+    """Register a new immutable, signed version, or return the one this run registered before.
+
+    `files` are further artifacts stored beside the model (model.onnx); the signed manifest
+    covers them too.
+    """
+    files = {MODEL_FILE: model, **(files or {})}
     for existing in list_versions(store, pipeline):
         if existing.get("run_id") == run_id:
             _write_files(store, pipeline, existing["version"], files)

@@ -122,12 +122,13 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
                     ],
                 )
             )
+    # Batch prediction (issue 7): files under batch/<pipeline>/, queued by the watcher.
+    batch = ["-Q", "batch", "-c", "1", "-n", "batch-1@%h", "--without-gossip", "--without-mingle"]
     procs.append(
-        Proc(
-            "serve",
-            [py, "-m", "services.serve"],
-            probe=("http", f"{settings.serve_url}/v2/health/live"),
-        )
+        Proc("batch-1", [py, "-m", "celery", "-A", "services.batch.worker", "worker", *batch])
+    )
+    procs.append(
+        Proc("serve", serve_argv(), probe=("http", f"{settings.serve_url}/v2/health/live"))
     )
     procs.append(
         Proc(
@@ -137,6 +138,14 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
         )
     )
     return procs
+
+
+def serve_argv() -> list[str]:
+    """The prediction service as compose runs it: gunicorn with the measured settings."""
+    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+    if not conf.exists():  # an install without the repository: Werkzeug's threaded server
+        return [sys.executable, "-m", "services.serve"]
+    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "services.serve.wsgi:app"]
 
 
 def healthy(proc: dict[str, Any]) -> bool:

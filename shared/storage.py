@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import boto3
@@ -190,6 +191,16 @@ class Store:
         self.client.copy_object(
             Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
         )
+
+    @_translate
+    def download(self, key: str, path: Path) -> None:
+        """Stream an object to a local file (large objects never sit in memory whole)."""
+        self.client.download_file(self.bucket, key, str(path))
+
+    @_translate
+    def upload(self, path: Path, key: str) -> None:
+        """Stream a local file to an object (multipart when large)."""
+        self.client.upload_file(str(path), self.bucket, key)
 
     @_translate
     def delete(self, key: str) -> None:

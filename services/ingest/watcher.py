@@ -14,8 +14,8 @@ from celery import Celery
 from services.ingest.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, DataError, NotFound
-from shared.ids import new_run_id
-from shared.messages import RunStage
+from shared.ids import new_run_id, now
+from shared.messages import RunStage, ScoreFile
 from shared.messaging import create_celery
 from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
@@ -25,11 +25,14 @@ log = logging.getLogger(__name__)
 
 LOCK = "cauce:watcher:lock"
 PREFIX = "incoming/"
+# Batch prediction (issue 7): a file under batch/<pipeline>/ becomes one batch.run job.
+BATCH_PREFIX = "batch/"
+BATCH_LEDGER = "cauce:ledger:batch"
 
 
-def pipeline_of(key: str) -> str | None:
+def pipeline_of(key: str, prefix: str = PREFIX) -> str | None:
     """The pipeline a dropped key belongs to, or None for keys that are not drops."""
-    parts = key[len(PREFIX) :].split("/")
+    parts = key[len(prefix) :].split("/")
     if len(parts) < 2 or not parts[-1] or parts[-1].startswith("."):
         return None  # a folder marker, a hidden file or a file directly under incoming/
     try:
@@ -61,6 +64,29 @@ class Watcher:
                 started.append(run_id)
             self.seen.add(entry)
         return started
+
+    def scan_batch(self) -> list[str]:
+        """Look at `batch/` once; queue one batch.run job per new file, return the job ids."""
+        jobs = []
+        for item in self.store.list_objects(BATCH_PREFIX):
+            entry = f"{item.key}|{item.etag}|{item.modified}"
+            pipeline = None if entry in self.seen else pipeline_of(item.key, BATCH_PREFIX)
+            self.seen.add(entry)
+            if pipeline is None:
+                continue
+            self.broker.hsetnx(BATCH_LEDGER, entry, new_run_id())
+            claimed = self.broker.hget(BATCH_LEDGER, entry)
+            job_id = claimed.decode() if isinstance(claimed, bytes) else str(claimed)
+            if self.broker.sismember(SENT, job_id):
+                continue
+            job = ScoreFile(job_id=job_id, pipeline=pipeline, key=item.key)
+            status = {**job.model_dump(), "source": item.key, "state": "queued", "queued": now()}
+            self.store.put_json(f"predictions/{pipeline}/{job_id}/status.json", status)
+            self.app.send_task("batch.run", kwargs=job.model_dump(), queue="batch")
+            self.broker.sadd(SENT, job_id)
+            log.info("batch job %s queued for %s", job_id, item.key)
+            jobs.append(job_id)
+        return jobs
 
     def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
         """Start the run for one drop unless the ledger shows it was started already."""
@@ -133,6 +159,7 @@ def watch(settings: Settings, stop: threading.Event) -> None:
                 recovery.ensure_ledger()  # before scanning: a lost ledger must not rerun drops
                 for run_id in watcher.scan():
                     recovery.track(run_id)
+                watcher.scan_batch()
                 if time.monotonic() >= next_sweep:
                     recovery.sweep()
                     next_sweep = time.monotonic() + max(1.0, settings.stale_seconds / 4)

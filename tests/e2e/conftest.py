@@ -60,7 +60,7 @@ def stack_env(home: Path, **overrides: str) -> dict[str, str]:
         CAUCE_CONSOLE_PORT=str(free_port()),
         CAUCE_SERVE_POLL_SECONDS="0.5",
         CAUCE_WATCH_POLL_SECONDS="0.3",
-        CAUCE_MAX_UPLOAD_BYTES=str(2 * 1024 * 1024),
+        CAUCE_MAX_UPLOAD_BYTES=str(32 * 1024 * 1024),
         CAUCE_STALE_SECONDS="6",
     )
     env.update(overrides)

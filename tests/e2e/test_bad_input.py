@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import os
 
+import pandas as pd
 import pytest
 
 from tests.datasets import cancer_frame
@@ -13,6 +16,16 @@ from tests.e2e.helpers import run_for, wait_run
 
 GOOD = cancer_frame().to_csv(index=False)
 HEADER = GOOD.splitlines()[0]
+LIMIT = 32 * 1024 * 1024  # CAUCE_MAX_UPLOAD_BYTES of the end-to-end stack
+WIDE = (",".join(f"c{i}" for i in range(5000)) + "\n" + ("1," * 4999 + "1\n") * 30).encode()
+CONSTANT = b"x,y\n" + b"".join(b"%d,yes\n" % i for i in range(60))
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
 
 # (pipeline, spec, file content, what the reason must say)
 CASES = [
@@ -39,8 +52,31 @@ CASES = [
     ("bad-yaml", "target: [unclosed\n", GOOD.encode(), "YAML"),
     ("bad-estimator", "models:\n  - estimator: quantum_forest\n", GOOD.encode(), "quantum_forest"),
     ("bad-split", "split: {test: 2}\n", GOOD.encode(), "split.test"),
-    ("too-big", None, gzip.compress(b"0") + b"x" * (3 * 1024 * 1024), "limit"),
+    ("too-big", None, b"x" * (LIMIT + 1), "limit"),
+    ("huge-field", None, b"a,b\n" + b"1," + b"z" * (20 * 1024 * 1024) + b"\n", "field"),
+    ("5000-columns", None, WIDE, "5,000 columns"),
+    ("single-class", "target: y\ntask: classification\n", CONSTANT, "single class"),
+    ("wrong-types", "tuning: {trials: many}\n", GOOD.encode(), "tuning.trials"),
+    ("text-target", "target: diagnosis\ntask: regression\n", GOOD.encode(), "diagnosis"),
 ]
+
+# Inputs a user expects to work: each run succeeds and reads the data as meant.
+FRAME = cancer_frame()
+WORKS = {
+    "gzip": gzip.compress(GOOD.encode()),
+    "semicolon-decimal-comma": FRAME.to_csv(index=False, sep=";", decimal=",").encode(),
+    "utf16": GOOD.encode("utf-16"),
+    "latin1": FRAME.rename(columns={"clinic": "clínica"}).to_csv(index=False).encode("latin-1"),
+    "bom": b"\xef\xbb\xbf" + GOOD.encode(),
+    "formulas": FRAME.assign(clinic='=HYPERLINK("http://x")').to_csv(index=False).encode(),
+    "all-missing-feature": FRAME.assign(empty=None).to_csv(index=False).encode(),
+    "text-in-numbers": FRAME.assign(
+        mean_area=FRAME.mean_area.astype(object).where(FRAME.index % 7 != 0, "n/a")
+    )
+    .to_csv(index=False)
+    .encode(),
+    "parquet": _parquet(FRAME),
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +114,43 @@ def test_a_failed_run_exits_non_zero_from_submit_wait(stack: Stack, tmp_path) ->
     result = stack.cli("submit", str(bad), "--pipeline", "tiny", "--wait", check=False)
     assert result.returncode == 1
     assert "failed" in result.stdout and "rows" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def working_runs(stack: Stack) -> dict[str, dict]:
+    """Drop every file a user expects to work, then collect each run once it has ended."""
+    for name, content in WORKS.items():
+        stack.store.put_bytes(f"pipelines/works-{name}.yaml", b"target: diagnosis\n")
+        suffix = "parquet" if name == "parquet" else "csv"
+        stack.store.put_bytes(f"incoming/works-{name}/data.{suffix}", content)
+    return {
+        name: wait_run(
+            stack.store,
+            run_for(
+                stack.store,
+                f"incoming/works-{name}/data.{'parquet' if name == 'parquet' else 'csv'}",
+            ),
+        )
+        for name in WORKS
+    }
+
+
+@pytest.mark.parametrize("name", list(WORKS))
+def test_files_a_user_expects_to_work_do(
+    stack: Stack, working_runs: dict[str, dict], name: str
+) -> None:
+    run = working_runs[name]
+    assert run["state"] == "succeeded", run["error"]
+    signature = stack.store.get_json(f"runs/{run['run_id']}/preprocess/signature.json")
+    columns = {column["name"]: column["type"] for column in signature}
+    expected = {"mean_radius": "double", "clinic": "string"}
+    if name == "latin1":
+        expected = {"mean_radius": "double", "clínica": "string"}
+    if name == "all-missing-feature":
+        assert "empty" not in columns  # dropped, nothing to learn from
+    if name == "text-in-numbers":
+        expected = {"mean_area": "double"}  # "n/a" is a gap, the column stays numeric
+    assert {k: columns.get(k) for k in expected} == expected
+    if name == "formulas":
+        profile = stack.store.get_json(f"runs/{run['run_id']}/ingest/profile.json")
+        assert '=HYPERLINK("http://x")' in json.dumps(profile)  # kept as text, never evaluated
