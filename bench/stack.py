@@ -27,6 +27,7 @@ def local_stack(**workers: int) -> Iterator[tuple[Store, Settings]]:
         "CAUCE_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
         "CAUCE_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port(also_free_at=10000)}",
         "CAUCE_SERVE_PORT": str(free_port()),
+        "CAUCE_CONSOLE_PORT": str(free_port()),
     }
     saved = dict(os.environ)
     os.environ.update(env)

@@ -67,7 +67,10 @@ def up(workers: tuple[str, ...], timeout: float) -> None:
         raise click.ClickException(
             f"not healthy after {timeout}s: {', '.join(sick) or 'all'}; see {settings.home}/logs/"
         )
-    click.echo(f"stack is up: {len(processes)} processes; predictions at {settings.serve_url}")
+    click.echo(
+        f"stack is up: {len(processes)} processes; predictions at {settings.serve_url}, "
+        f"console at {settings.console_url}"
+    )
 
 
 def _parse_workers(values: tuple[str, ...]) -> dict[str, int]:

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = None
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
+    console_host: str = "127.0.0.1"
+    console_port: int = 8081
     serve_poll_seconds: float = Field(default=2.0, gt=0)
     watch_poll_seconds: float = Field(default=1.0, gt=0)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
@@ -71,6 +73,12 @@ class Settings(BaseSettings):
         """The prediction service's base URL as clients reach it."""
         host = "127.0.0.1" if self.serve_host in ("0.0.0.0", "") else self.serve_host
         return f"http://{host}:{self.serve_port}"
+
+    @property
+    def console_url(self) -> str:
+        """The console's base URL as a browser on this machine reaches it."""
+        host = "127.0.0.1" if self.console_host in ("0.0.0.0", "") else self.console_host
+        return f"http://{host}:{self.console_port}"
 
 
 def load_settings() -> Settings:

@@ -54,6 +54,7 @@ def write_stack_env(settings: Settings) -> None:
         CAUCE_BUCKET=settings.bucket,
         CAUCE_S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
         CAUCE_SERVE_PORT=str(settings.serve_port),
+        CAUCE_CONSOLE_PORT=str(settings.console_port),
     )
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
     path.chmod(0o600)
@@ -128,6 +129,13 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
     )
     procs.append(
         Proc("serve", serve_argv(), probe=("http", f"{settings.serve_url}/v2/health/live"))
+    )
+    procs.append(
+        Proc(
+            "console",
+            [py, "-m", "services.console"],
+            probe=("http", f"{settings.console_url}/api/health"),
+        )
     )
     return procs
 
@@ -222,6 +230,7 @@ def check_ports(settings: Settings) -> None:
         "CAUCE_S3_ENDPOINT_URL": s3_port,
         "CAUCE_S3_ENDPOINT_URL (its gRPC port, +10000)": s3_port + 10000,
         "CAUCE_SERVE_PORT": settings.serve_port,
+        "CAUCE_CONSOLE_PORT": settings.console_port,
     }
     for setting, port in wanted.items():
         if not port_is_free(port):

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 
 from services.evaluate.metrics import decide, evaluate_model
+from services.evaluate.plots import plot_data
 from shared.artifacts import load_model
 from shared.context import StageContext
 from shared.registry import get_alias, load_version
@@ -38,7 +39,10 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         "gate": gate,
         "test_rows": len(test),
     }
-    ctx.store.put_json(ctx.key("report.json"), report)
+    plots = plot_data(
+        candidate, X=X, y=y, task=spec.task, classes=classes, seed=spec.split.seed
+    )  # kept out of status.json, which run listings read
+    ctx.store.put_json(ctx.key("report.json"), {**report, "plots": plots})
     return {**report, "outputs": ["report.json"]}
 
 

@@ -1,0 +1,37 @@
+"""The console: runs, reports and models in a browser, and the JSON API behind every page."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import Flask
+
+from services.console.api import api
+from services.console.handlers import register_handlers
+from services.console.runlist import RunCache
+from services.console.views_models import models_bp
+from services.console.views_runs import runs_bp
+from services.console.views_start import start_bp
+from shared.config import Settings, load_settings
+from shared.storage import Store
+
+READERS = 8  # parallel bucket reads per request; boto3's pool holds ten connections
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    """Build the console; it reads the bucket only, so it works while the workers are down."""
+    settings = settings or load_settings()
+    store = store or Store.from_settings(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 64 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.jinja_env.autoescape = True  # every template, whatever its name, escapes what it shows
+    app.extensions["cauce.settings"] = settings
+    app.extensions["cauce.store"] = store
+    app.extensions["cauce.pool"] = ThreadPoolExecutor(READERS, thread_name_prefix="console-read")
+    app.extensions["cauce.runs"] = RunCache()
+    # Bearer-token auth arrives as one more app.before_request hook, next to the origin check.
+    register_handlers(app)
+    for blueprint in (runs_bp, models_bp, start_bp, api):
+        app.register_blueprint(blueprint)
+    return app

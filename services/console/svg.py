@@ -1,0 +1,150 @@
+"""Plots as inline SVG, drawn on the server: lines, scatters, bars and a stage timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup, escape
+
+COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563")
+W, H, PAD = 420, 300, 44
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Maps data coordinates into the plot area of a W x H picture."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    def x(self, value: float) -> float:
+        """The horizontal pixel of a data x."""
+        span = (self.x1 - self.x0) or 1.0
+        return round(PAD + (value - self.x0) / span * (W - PAD - 12), 1)
+
+    def y(self, value: float) -> float:
+        """The vertical pixel of a data y."""
+        span = (self.y1 - self.y0) or 1.0
+        return round(H - PAD - (value - self.y0) / span * (H - PAD - 12), 1)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _axes(frame: Frame, x_label: str, y_label: str) -> list[str]:
+    parts = [
+        f'<rect x="{PAD}" y="12" width="{W - PAD - 12}" height="{H - PAD - 12}" class="plot-bg"/>'
+    ]
+    for i in range(5):
+        xv = frame.x0 + (frame.x1 - frame.x0) * i / 4
+        yv = frame.y0 + (frame.y1 - frame.y0) * i / 4
+        parts.append(
+            f'<text x="{frame.x(xv)}" y="{H - PAD + 16}" text-anchor="middle">{_fmt(xv)}</text>'
+        )
+        parts.append(
+            f'<text x="{PAD - 4}" y="{frame.y(yv) + 4}" text-anchor="end">{_fmt(yv)}</text>'
+        )
+    parts.append(
+        f'<text x="{(W + PAD) / 2}" y="{H - 6}" text-anchor="middle">{escape(x_label)}</text>'
+    )
+    parts.append(
+        f'<text x="12" y="{H / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {H / 2})">{escape(y_label)}</text>'
+    )
+    return parts
+
+
+def _picture(title: str, parts: list[str]) -> Markup:
+    body = "".join(parts)
+    return Markup(
+        f'<svg class="plot" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>{body}</svg>'
+    )
+
+
+def line_chart(
+    series: Sequence[dict[str, Any]], *, title: str, x_label: str, y_label: str, diagonal: bool
+) -> Markup:
+    """Curves on a unit square (ROC, precision-recall), one colour and legend entry per series."""
+    frame = Frame(0.0, 1.0, 0.0, 1.0)
+    parts = _axes(frame, x_label, y_label)
+    if diagonal:
+        parts.append(
+            f'<line x1="{frame.x(0)}" y1="{frame.y(0)}" x2="{frame.x(1)}" y2="{frame.y(1)}" '
+            'class="guide"/>'
+        )
+    for index, line in enumerate(series):
+        colour = COLOURS[index % len(COLOURS)]
+        points = " ".join(
+            f"{frame.x(x)},{frame.y(y)}" for x, y in zip(line["x"], line["y"], strict=True)
+        )
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+        )
+        parts.append(
+            f'<text x="{W - 16}" y="{H - PAD - 10 - 14 * index}" text-anchor="end" '
+            f'fill="{colour}">{escape(line["legend"])}</text>'
+        )
+    return _picture(title, parts)
+
+
+def _bounds(values: Sequence[float]) -> tuple[float, float]:
+    low, high = min(values, default=0.0), max(values, default=1.0)
+    margin = (high - low) * 0.05 or 1.0
+    return low - margin, high + margin
+
+
+def scatter(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    guide: str,
+) -> Markup:
+    """Points with a guide line: `identity` (y = x) or `zero` (y = 0)."""
+    if guide == "identity":
+        low, high = _bounds([*xs, *ys])
+        frame = Frame(low, high, low, high)
+        ends = (low, low, high, high)
+    else:
+        frame = Frame(*_bounds(xs), *_bounds([*ys, 0.0]))
+        ends = (frame.x0, 0.0, frame.x1, 0.0)
+    parts = _axes(frame, x_label, y_label)
+    parts.append(
+        f'<line x1="{frame.x(ends[0])}" y1="{frame.y(ends[1])}" x2="{frame.x(ends[2])}" '
+        f'y2="{frame.y(ends[3])}" class="guide"/>'
+    )
+    parts.extend(
+        f'<circle cx="{frame.x(x)}" cy="{frame.y(y)}" r="2.5" class="dot"/>'
+        for x, y in zip(xs, ys, strict=True)
+    )
+    return _picture(title, parts)
+
+
+def bars(items: Sequence[tuple[str, float]], *, title: str, unit: str) -> Markup:
+    """Horizontal bars, largest first, each labelled with its name and value."""
+    rows = list(items)[:20]
+    height = 22 * len(rows) + 30
+    top = max((value for _, value in rows), default=0.0) or 1.0
+    parts = []
+    for index, (name, value) in enumerate(rows):
+        y = 10 + 22 * index
+        width = max(0.0, value) / top * (W - 190)
+        parts.append(
+            f'<text x="150" y="{y + 13}" text-anchor="end">{escape(name[:24])}</text>'
+            f'<rect x="156" y="{y}" width="{width:.1f}" height="16" class="bar"/>'
+            f'<text x="{160 + width:.1f}" y="{y + 13}">{value:.3f}</text>'
+        )
+    parts.append(f'<text x="156" y="{height - 4}">{escape(unit)}</text>')
+    body = "".join(parts)
+    return Markup(
+        f'<svg class="plot" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>{body}</svg>'
+    )
