@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     min_rows: int = Field(default=20, ge=2)
     task_time_limit: int = Field(default=1800, gt=0)
     max_redeliveries: int = Field(default=3, ge=0)
+    # A stopping worker (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as in compose) waits this
+    # long for its task, then hands the task back to the queue.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
     @property
     def serve_url(self) -> str:
