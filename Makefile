@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test up down status lint format typecheck bench clean
+.PHONY: demo test test-containers up down status lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# Builds the images and drives `docker compose` (needs a running Docker engine and root for
+# debootstrap; .ci/run sets both up).
+test-containers: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[containers]'
+	$(BIN)/python -m pytest -q -m containers tests/containers
 
 up: $(STAMP)
 	$(BIN)/cauce up
