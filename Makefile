@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-containers up down status lint format typecheck bench clean
+.PHONY: demo test test-containers up down status lint format typecheck bench bench-tuning bench-serving clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.loop
+
+bench-tuning: $(STAMP)
+	$(BIN)/python -m bench.tuning
+
+# The prediction service against `mlflow models serve` on the same model (docs/benchmarks.md).
+# Needs wrk (apt-get install wrk); MLflow goes into its own venv under .cache/ on first run.
+bench-serving: $(STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
+		{ echo "bench-serving needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.serving
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,12 +9,7 @@ the prediction service's pickup, and the whole drop-to-served time.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import datetime
 from itertools import pairwise
@@ -22,14 +17,12 @@ from pathlib import Path
 
 import requests
 
-from shared.config import load_settings
+from bench.stack import local_stack, machine
 from shared.pipeline import STAGES
 from shared.runs import describe_run, is_terminal, read_run
-from shared.servers import free_port
 from shared.storage import Store
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "churn.csv"
-CAUCE = str(Path(sys.executable).parent / "cauce")
 
 
 def _ts(value: str) -> float:
@@ -75,26 +68,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="cauce-bench-"))
-    env = {
-        **os.environ,
-        "CAUCE_HOME": str(home),
-        "CAUCE_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "CAUCE_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port(also_free_at=10000)}",
-        "CAUCE_SERVE_PORT": str(free_port()),
-    }
-    subprocess.run([CAUCE, "up"], env=env, check=True)
-    try:
-        os.environ.update(env)
-        settings = load_settings()
-        store = Store.from_settings(settings)
+    with local_stack() as (store, settings):
         rows = [measure_once(store, settings.serve_url, f"bench-{i}") for i in range(args.repeat)]
-    finally:
-        subprocess.run([CAUCE, "down"], env=env, check=False)
     print(
-        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
-        f"dataset: {DATA.name} ({DATA.stat().st_size:,} bytes); {args.repeat} runs, medians; "
-        "default poll intervals (watcher 1 s, prediction service 2 s)\n"
+        f"\nmachine: {machine()}; dataset: {DATA.name} ({DATA.stat().st_size:,} bytes); "
+        f"{args.repeat} runs, medians; default polls (watcher 1 s, prediction service 2 s)\n"
     )
     print("| step | seconds (median) | min | max |\n|---|---|---|---|")
     for name in rows[0]:

@@ -15,6 +15,7 @@ from shared import stack
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, NotFound
 from shared.registry import get_alias, list_pipelines, list_versions
+from shared.render import run_lines
 from shared.runs import describe_run, list_runs
 from shared.storage import Store
 from shared.submit import find_run, submit_file, wait_for_run
@@ -119,15 +120,26 @@ def status(as_json: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pipeline", "-p", required=True, help="Pipeline name (incoming/<pipeline>/).")
 @click.option("--target", help="Target column; written to pipelines/<pipeline>.yaml first.")
+@click.option("--no-cache", is_flag=True, help="Recompute every stage; reuse no cached step.")
+@click.option("--force", is_flag=True, help="Train even if this exact data was trained before.")
 @click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 if it fails.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def submit(
-    file: Path, pipeline: str, target: str | None, wait: bool, timeout: float, as_json: bool
+    file: Path,
+    pipeline: str,
+    target: str | None,
+    no_cache: bool,
+    force: bool,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
 ) -> None:
     """Upload FILE to the drop zone, which starts a run."""
     store = _store()
-    upload = submit_file(store, file, pipeline=pipeline, target=target)
+    upload = submit_file(
+        store, file, pipeline=pipeline, target=target, cache=not no_cache, force=force
+    )
     click.echo(f"uploaded s3://{store.bucket}/{upload['key']}", err=True)
     if not wait:
         return
@@ -142,7 +154,13 @@ def submit(
 def _await_run_id(store: Store, upload: dict[str, Any], *, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run_id = find_run(store, key=upload["key"], etag=upload["etag"], after=upload["after"])
+        run_id = find_run(
+            store,
+            key=upload["key"],
+            etag=upload["etag"],
+            modified=upload["modified"],
+            after=upload["after"],
+        )
         if run_id:
             return run_id
         time.sleep(0.3)
@@ -155,36 +173,7 @@ def _print_progress(view: dict[str, Any]) -> None:
 
 
 def _print_run(view: dict[str, Any]) -> None:
-    click.echo(f"run {view['run_id']}  pipeline {view['pipeline']}  {view['state']}")
-    if view["error"]:
-        click.echo(f"  error: {view['error']}")
-    for stage in view["stages"]:
-        seconds = f"{stage['seconds']:.2f}s" if stage["seconds"] is not None else ""
-        click.echo(
-            f"  {stage['stage']:<11} {stage['state']:<10} {seconds:>8}"
-            + (f"  {stage['error']}" if stage["error"] else "")
-        )
-    if view.get("best"):
-        best = view["best"]
-        click.echo(
-            f"  best: {best['estimator']} {json.dumps(best['params'])} "
-            f"(validation {best['score']:.4f})"
-        )
-    if view.get("metrics"):
-        shown = {
-            k: v for k, v in view["metrics"].items() if isinstance(v, int | float) and k != "rows"
-        }
-        click.echo("  test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
-    if view.get("gate"):
-        click.echo(
-            f"  gate: {'passed' if view['gate']['passed'] else 'not passed'} "
-            f"({view['gate']['reason']})"
-        )
-    if view.get("model_version"):
-        click.echo(
-            f"  model: v{view['model_version']}"
-            + (" -> production" if view.get("promoted") else "")
-        )
+    click.echo("\n".join(run_lines(view)))
 
 
 @main.command()

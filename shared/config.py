@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import CauceError
@@ -23,6 +24,8 @@ class Settings(BaseSettings):
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     bucket: str = Field(default="cauce", min_length=3)
+    # Signs and verifies every model version (HMAC-SHA256); `cauce up` makes one if unset.
+    signing_key: SecretStr | None = None
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
     serve_poll_seconds: float = Field(default=2.0, gt=0)
@@ -32,9 +35,39 @@ class Settings(BaseSettings):
     min_rows: int = Field(default=20, ge=2)
     task_time_limit: int = Field(default=1800, gt=0)
     max_redeliveries: int = Field(default=3, ge=0)
+    # Work whose heartbeat is older than this lost its worker or its message and is sent again.
+    stale_seconds: float = Field(default=60.0, gt=0)
+    # Fault injection for tests only: "ingest=3,deploy=2" holds each stage that long after its
+    # work, before its status is written, so a test can kill or stop it mid-stage.
+    debug_stage_delay: str = ""
     # A stopping worker (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as in compose) waits this
     # long for its task, then hands the task back to the queue.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    def signing_key_bytes(self) -> bytes:
+        """The model-signing key; a clear error when none is configured."""
+        if self.signing_key is None or not self.signing_key.get_secret_value():
+            raise CauceError(
+                "no model-signing key: set CAUCE_SIGNING_KEY (`cauce up` writes one "
+                "to $CAUCE_HOME/stack.env; compose reads it from .env)"
+            )
+        return self.signing_key.get_secret_value().encode()
+
+    def stage_delay(self, stage: str) -> float:
+        """Seconds `debug_stage_delay` holds `stage` (0 unless a fault test asks)."""
+        pairs = (item.split("=", 1) for item in self.debug_stage_delay.split(",") if "=" in item)
+        return next((float(value) for name, value in pairs if name.strip() == stage), 0.0)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often busy workers write their heartbeat."""
+        return max(0.5, self.stale_seconds / 6)
+
+    # Prediction service: a bearer token every request but the health probes must carry (off
+    # when unset), and which runtime to prefer (auto: ONNX when deploy kept an export).
+    api_token: SecretStr | None = None
+    serve_runtime: Literal["auto", "skops"] = "auto"
+    batch_chunk_rows: int = Field(default=10_000, gt=0)  # rows a batch job holds in memory
 
     @property
     def serve_url(self) -> str:

@@ -18,6 +18,20 @@ class RunStage(Message):
     pipeline: str = Field(min_length=1, max_length=100)
 
 
+class RunTrial(RunStage):
+    """Run one tuning trial of a run's search (`train.trial`)."""
+
+    index: int = Field(ge=0, le=100_000)
+
+
+class ScoreFile(Message):
+    """Score a file dropped under batch/<pipeline>/ with the production model (`batch.run`)."""
+
+    job_id: str = Field(min_length=10, max_length=40, pattern=r"^[0-9A-Za-z]+$")
+    pipeline: str = Field(min_length=1, max_length=100)
+    key: str = Field(min_length=1, max_length=1024)
+
+
 class AliasMoved(Message):
     """Announced when a pipeline's alias points at a new version."""
 

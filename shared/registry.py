@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
-from shared.errors import Conflict, DataError, NotFound
+from shared.errors import Conflict, NotFound
 from shared.ids import new_run_id, now
+from shared.signing import check_file, manifest, sign, verify
 from shared.storage import Store
 
 MODEL_FILE = "model.skops"
@@ -46,16 +46,29 @@ def list_versions(store: Store, pipeline: str) -> list[dict[str, Any]]:
 
 
 def register_version(
-    store: Store, pipeline: str, *, run_id: str, model: bytes, meta: dict[str, Any]
+    store: Store,
+    pipeline: str,
+    *,
+    run_id: str,
+    model: bytes,
+    meta: dict[str, Any],
+    signing_key: bytes,
+    files: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Register a new immutable version, or return the one this run already registered."""
+    """Register a new immutable, signed version, or return the one this run registered before.
+
+    `files` are further artifacts stored beside the model (model.onnx); the signed manifest
+    covers them too.
+    """
+    files = {MODEL_FILE: model, **(files or {})}
     for existing in list_versions(store, pipeline):
         if existing.get("run_id") == run_id:
-            _write_artifact(store, pipeline, existing["version"], model)
+            _write_files(store, pipeline, existing["version"], files)
             return existing
     while True:
         taken = [int(n) for n in store.children(versions_prefix(pipeline)) if n.isdigit()]
         number = max(taken, default=0) + 1
+        content = manifest(pipeline=pipeline, version=number, run_id=run_id, files=files)
         record = {
             **meta,
             "pipeline": pipeline,
@@ -63,29 +76,36 @@ def register_version(
             "run_id": run_id,
             "created": now(),
             "artifact": MODEL_FILE,
-            "sha256": hashlib.sha256(model).hexdigest(),
+            "sha256": content["files"][MODEL_FILE],
+            "manifest": content,
+            "manifest_signature": sign(content, signing_key),
         }
         try:  # claiming version.json is the commit point: a racer takes the next number
             store.put_json(version_key(pipeline, number), record, if_none_match=True)
         except Conflict:
             continue
-        _write_artifact(store, pipeline, number, model)
+        _write_files(store, pipeline, number, files)
         return record
 
 
-def _write_artifact(store: Store, pipeline: str, version: int, model: bytes) -> None:
-    store.put_bytes(version_key(pipeline, version, MODEL_FILE), model)
+def _write_files(store: Store, pipeline: str, version: int, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        store.put_bytes(version_key(pipeline, version, name), data)
 
 
-def load_version(store: Store, pipeline: str, version: int) -> tuple[dict[str, Any], bytes]:
-    """A version's record and model bytes, checked against the recorded sha256."""
+def load_version(
+    store: Store, pipeline: str, version: int, *, signing_key: bytes
+) -> tuple[dict[str, Any], bytes]:
+    """A version's record and model bytes, after its signed manifest and the file are checked."""
     record = dict(store.get_json(version_key(pipeline, version)))
-    model = store.get_bytes(version_key(pipeline, version, record["artifact"]))
-    if hashlib.sha256(model).hexdigest() != record["sha256"]:
-        raise DataError(
-            f"model {pipeline} v{version} does not match its recorded sha256; refusing to load it"
-        )
-    return record, model
+    return record, read_artifact(store, record, record["artifact"], signing_key=signing_key)
+
+
+def read_artifact(store: Store, record: dict[str, Any], name: str, *, signing_key: bytes) -> bytes:
+    """One file of a version, refused unless the signature and the file's sha256 both check."""
+    content = verify(record, signing_key)
+    data = store.get_bytes(version_key(record["pipeline"], record["version"], name))
+    return check_file(content, name, data)
 
 
 def get_alias(store: Store, pipeline: str, alias: str = "production") -> dict[str, Any] | None:

@@ -69,43 +69,52 @@ def write_status(store: Store, run_id: str, stage: str, **fields: Any) -> dict[s
     return status
 
 
-def _stage_view(stage: str, status: dict[str, Any] | None) -> dict[str, Any]:
+def _stage_view(stage: str, status: dict[str, Any] | None, *, skipped: bool) -> dict[str, Any]:
     status = status or {}
     return {
         "stage": stage,
-        "state": status.get("state", "pending"),
+        "state": status.get("state", "skipped" if skipped else "pending"),
         "started": status.get("started"),
         "finished": status.get("finished"),
         "seconds": status.get("seconds"),
         "error": status.get("error"),
         "attempts": status.get("attempts"),
+        "cached_from": status.get("cached_from"),
     }
+
+
+def _state(stages: list[dict[str, Any]], *, ended: bool) -> str:
+    if any(s["state"] == "failed" for s in stages):
+        return "failed"
+    if ended:
+        return "succeeded"
+    if any(s["state"] != "pending" for s in stages):
+        return "running"
+    return "queued"
 
 
 def describe_run(store: Store, run_id: str) -> dict[str, Any]:
     """The run as users see it: state, error, per-stage states and the headline results."""
     record = read_run(store, run_id)
     statuses = {stage: read_status(store, run_id, stage) for stage in STAGES}
-    stages = [_stage_view(stage, statuses[stage]) for stage in STAGES]
+    duplicate_of = (statuses["ingest"] or {}).get("duplicate_of")
+    stages = [_stage_view(s, statuses[s], skipped=bool(duplicate_of)) for s in STAGES]
     failed = next((s for s in stages if s["state"] == "failed"), None)
-    if failed:
-        state = "failed"
-    elif stages[-1]["state"] == "succeeded":
-        state = "succeeded"
-    elif any(s["state"] != "pending" for s in stages):
-        state = "running"
-    else:
-        state = "queued"
     view: dict[str, Any] = {
         "run_id": run_id,
         "pipeline": record["pipeline"],
-        "state": state,
+        "state": _state(stages, ended=bool(duplicate_of) or stages[-1]["state"] == "succeeded"),
         "error": f"{failed['stage']}: {failed['error']}" if failed else None,
         "created": record["created"],
         "source": record["source"]["key"],
+        "options": record.get("options", {}),
         "stages": stages,
+        "duplicate_of": duplicate_of,
     }
     view.update(_results(statuses))
+    if duplicate_of:
+        earlier = read_status(store, duplicate_of, "deploy") or {}
+        view.update(model_version=earlier.get("version"), promoted=False)
     return view
 
 
@@ -120,6 +129,8 @@ def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
         "task": ingest.get("task"),
         "target": ingest.get("target"),
         "best": train.get("best"),
+        "trials": train.get("trials") or train.get("trials_planned"),
+        "top_trials": train.get("top_trials"),
         "metrics": evaluation.get("metrics"),
         "champion_metrics": evaluation.get("champion_metrics"),
         "gate": evaluation.get("gate"),

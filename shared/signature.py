@@ -114,6 +114,13 @@ def _to_string(name: str, values: list[Any]) -> pd.Series:
 _CASTS = {"double": _to_double, "long": _to_long, "boolean": _to_boolean, "string": _to_string}
 
 
+def cast_column(kind: str, name: str, values: list[Any]) -> pd.Series:
+    """One column's values cast to a signature type, RequestError naming the first bad value."""
+    if kind not in _CASTS:
+        raise ValueError(f"signature type {kind!r} for {name!r} is not one of {TYPES}")
+    return _CASTS[kind](name, values)
+
+
 def coerce_frame(frame: pd.DataFrame, signature: list[dict[str, str]]) -> pd.DataFrame:
     """Cast `frame` to the signature's columns and types, raising RequestError naming the field."""
     expected = [spec["name"] for spec in signature]

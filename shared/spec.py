@@ -43,7 +43,9 @@ class ModelSpec(Strict):
 
 
 class Tuning(Strict):
-    trials: int = Field(default=4, ge=1, le=1000)
+    trials: int = Field(default=4, ge=1, le=1000)  # per candidate
+    parallelism: int = Field(default=4, ge=1, le=1000)  # trials of one run in flight at once
+    sampler: Literal["auto", "grid", "random"] = "auto"
 
 
 class Gate(Strict):

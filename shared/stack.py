@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import SecretStr
+
 from shared.config import Settings
 from shared.errors import CauceError
 from shared.pipeline import STAGES
@@ -45,6 +47,8 @@ def write_stack_env(settings: Settings) -> None:
         "CAUCE_S3_ACCESS_KEY", settings.s3_access_key or f"cauce-{secrets.token_hex(4)}"
     )
     lines.setdefault("CAUCE_S3_SECRET_KEY", settings.s3_secret_key or secrets.token_urlsafe(24))
+    key = settings.signing_key.get_secret_value() if settings.signing_key else None
+    lines.setdefault("CAUCE_SIGNING_KEY", key or secrets.token_urlsafe(32))
     lines.update(
         CAUCE_BROKER_URL=settings.broker_url,
         CAUCE_BUCKET=settings.bucket,
@@ -59,6 +63,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     """The environment every child gets: the settings, exported as CAUCE_ variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
     for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
             env[f"CAUCE_{name.upper()}"] = str(value)
     env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
@@ -115,14 +121,23 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
                     ],
                 )
             )
+    # Batch prediction (issue 7): files under batch/<pipeline>/, queued by the watcher.
+    batch = ["-Q", "batch", "-c", "1", "-n", "batch-1@%h", "--without-gossip", "--without-mingle"]
     procs.append(
-        Proc(
-            "serve",
-            [py, "-m", "services.serve"],
-            probe=("http", f"{settings.serve_url}/v2/health/live"),
-        )
+        Proc("batch-1", [py, "-m", "celery", "-A", "services.batch.worker", "worker", *batch])
+    )
+    procs.append(
+        Proc("serve", serve_argv(), probe=("http", f"{settings.serve_url}/v2/health/live"))
     )
     return procs
+
+
+def serve_argv() -> list[str]:
+    """The prediction service as compose runs it: gunicorn with the measured settings."""
+    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+    if not conf.exists():  # an install without the repository: Werkzeug's threaded server
+        return [sys.executable, "-m", "services.serve"]
+    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "services.serve.wsgi:app"]
 
 
 def healthy(proc: dict[str, Any]) -> bool:

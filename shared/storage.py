@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import boto3
@@ -122,7 +123,12 @@ class Store:
     def head(self, key: str) -> ObjectInfo:
         """The object's ETag and size; NotFound when it is missing."""
         response = self.client.head_object(Bucket=self.bucket, Key=key)
-        return ObjectInfo(key, str(response["ETag"]), int(response["ContentLength"]))
+        return ObjectInfo(
+            key,
+            str(response["ETag"]),
+            int(response["ContentLength"]),
+            response["LastModified"].isoformat(),
+        )
 
     def exists(self, key: str) -> bool:
         """Whether the object exists."""
@@ -133,6 +139,12 @@ class Store:
         return True
 
     @_translate
+    def metadata(self, key: str) -> dict[str, str]:
+        """The object's user metadata (`x-amz-meta-*`), keys lower-case."""
+        response = self.client.head_object(Bucket=self.bucket, Key=key)
+        return {k.lower(): v for k, v in response.get("Metadata", {}).items()}
+
+    @_translate
     def put_bytes(
         self,
         key: str,
@@ -141,9 +153,10 @@ class Store:
         content_type: str = "application/octet-stream",
         if_none_match: bool = False,
         if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> str:
         """Write the object and return its ETag; Conflict when a condition fails."""
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {"Metadata": metadata} if metadata else {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:
@@ -178,6 +191,16 @@ class Store:
         self.client.copy_object(
             Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
         )
+
+    @_translate
+    def download(self, key: str, path: Path) -> None:
+        """Stream an object to a local file (large objects never sit in memory whole)."""
+        self.client.download_file(self.bucket, key, str(path))
+
+    @_translate
+    def upload(self, path: Path, key: str) -> None:
+        """Stream a local file to an object (multipart when large)."""
+        self.client.upload_file(str(path), self.bucket, key)
 
     @_translate
     def delete(self, key: str) -> None:

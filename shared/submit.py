@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ from shared.storage import Store, check_name
 
 
 def submit_file(
-    store: Store, path: Path, *, pipeline: str, target: str | None = None
+    store: Store,
+    path: Path,
+    *,
+    pipeline: str,
+    target: str | None = None,
+    cache: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Upload `path` to `incoming/<pipeline>/`; with `target`, set it in the spec first."""
     check_name(pipeline)
@@ -26,8 +33,10 @@ def submit_file(
         _set_target(store, pipeline, target)
     key = f"incoming/{pipeline}/{path.name}"
     started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
-    etag = store.put_bytes(key, path.read_bytes())
-    return {"key": key, "etag": etag, "after": started}
+    options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
+    store.put_bytes(key, path.read_bytes(), metadata=options)
+    uploaded = store.head(key)  # same key and bytes as an earlier drop: the time tells them apart
+    return {"key": key, "etag": uploaded.etag, "modified": uploaded.modified, "after": started}
 
 
 def _set_target(store: Store, pipeline: str, target: str) -> None:
@@ -44,7 +53,7 @@ def _set_target(store: Store, pipeline: str, target: str) -> None:
     )
 
 
-def find_run(store: Store, *, key: str, etag: str, after: str) -> str | None:
+def find_run(store: Store, *, key: str, etag: str, modified: str, after: str) -> str | None:
     """The id of the run the watcher started for this upload, once it exists."""
     for run_id in sorted(store.children("runs/"), reverse=True):
         if run_id < after:
@@ -53,7 +62,9 @@ def find_run(store: Store, *, key: str, etag: str, after: str) -> str | None:
             source = read_run(store, run_id)["source"]
         except NotFound:
             continue
-        if source["key"] == key and source["etag"] == etag:
+        if (source["key"], source["etag"]) == (key, etag) and _same_second(
+            source.get("modified"), modified
+        ):
             return run_id
     return None
 
@@ -78,3 +89,10 @@ def wait_for_run(
             return view
         time.sleep(0.3)
         view = describe_run(store, run_id)
+
+
+def _same_second(a: str | None, b: str) -> bool:
+    """Whether two timestamps (from a listing and from a HEAD) name the same second."""
+    if not a:
+        return False
+    return abs(datetime.fromisoformat(a).timestamp() - datetime.fromisoformat(b).timestamp()) < 1

@@ -96,7 +96,8 @@ class Supervisor:
                     "%s exited with %s; restarting in %.1fs", proc.name, child.returncode, delay
                 )
                 self.next_start[proc.name] = now + delay
-            elif now >= self.next_start.pop(proc.name):
+            elif now >= self.next_start[proc.name]:
+                del self.next_start[proc.name]
                 self.restarts[proc.name] += 1
                 self.start(proc)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from shared.config import Settings
 from shared.servers import broker_argv, free_port, http_answers, weed_argv
@@ -19,6 +20,7 @@ from shared.storage import Store
 
 ACCESS_KEY = "cauce-test"
 SECRET_KEY = "cauce-test-secret"
+SIGNING_KEY = "cauce-test-signing-key"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def settings(s3_server: Server, redis_server: Server, tmp_path: Path) -> Setting
         s3_access_key=ACCESS_KEY,
         s3_secret_key=SECRET_KEY,
         bucket=f"t-{uuid.uuid4().hex[:12]}",
+        signing_key=SecretStr(SIGNING_KEY),
         serve_poll_seconds=0.5,
         watch_poll_seconds=0.2,
     )

@@ -6,9 +6,14 @@ from typing import Any
 
 from celery import Celery
 
+from services.deploy.export import export_checked
 from services.deploy.promotion import already_promoted, version_meta
+from shared.artifacts import load_model
+from shared.context import StageContext
 from shared.registry import move_alias, register_version
-from shared.stage import StageContext, create_stage_worker
+from shared.stage import create_stage_worker
+
+ONNX_FILE = "model.onnx"
 
 
 def deploy(ctx: StageContext) -> dict[str, Any]:
@@ -22,7 +27,17 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
         source=ctx.run["source"]["key"],
     )
     model = ctx.store.get_bytes(ctx.key("model.skops", "train"))
-    record = register_version(ctx.store, ctx.pipeline, run_id=ctx.run_id, model=model, meta=meta)
+    onnx, meta["onnx"] = export(ctx, load_model(model), meta)
+    files = {ONNX_FILE: onnx} if onnx is not None else {}
+    record = register_version(
+        ctx.store,
+        ctx.pipeline,
+        run_id=ctx.run_id,
+        model=model,
+        meta=meta,
+        files=files,
+        signing_key=ctx.settings.signing_key_bytes(),
+    )
     promoted = bool(evaluation["gate"]["passed"])
     if promoted and not already_promoted(ctx.store, ctx.pipeline, ctx.run_id):
         move_alias(
@@ -40,6 +55,22 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
     }
 
 
+def export(
+    ctx: StageContext, estimator: object, meta: dict[str, Any]
+) -> tuple[bytes | None, dict[str, Any]]:
+    """Try the ONNX export, checked against scikit-learn on this run's test split."""
+    test = ctx.store.get_frame(ctx.key("test.parquet", "preprocess"))
+    onnx, check = export_checked(
+        estimator,
+        test.drop(columns=[meta["target"]]),
+        meta["signature"]["inputs"],
+        classify=meta["task"] == "classification",
+    )
+    ctx.log.info("ONNX export: %s", "kept" if onnx is not None else f"not used ({check})")
+    return onnx, {**check, "file": ONNX_FILE if onnx is not None else None}
+
+
 def create_worker() -> Celery:
     """The deploy worker's Celery app with its task registered."""
-    return create_stage_worker("deploy", deploy)
+    app, _ = create_stage_worker("deploy", deploy)
+    return app

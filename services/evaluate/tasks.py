@@ -8,8 +8,9 @@ from celery import Celery
 
 from services.evaluate.metrics import decide, evaluate_model
 from shared.artifacts import load_model
+from shared.context import StageContext
 from shared.registry import get_alias, load_version
-from shared.stage import StageContext, create_stage_worker
+from shared.stage import create_stage_worker
 
 
 def evaluate(ctx: StageContext) -> dict[str, Any]:
@@ -48,7 +49,9 @@ def _score_champion(
     alias = get_alias(ctx.store, ctx.pipeline)
     if alias is None:
         return None, None, ""
-    record, data = load_version(ctx.store, ctx.pipeline, alias["version"])
+    record, data = load_version(
+        ctx.store, ctx.pipeline, alias["version"], signing_key=ctx.settings.signing_key_bytes()
+    )
     if record.get("task") != ctx.spec().task:
         return alias["version"], None, f"production v{alias['version']} solves another task"
     try:
@@ -66,4 +69,5 @@ def _score_champion(
 
 def create_worker() -> Celery:
     """The evaluate worker's Celery app with its task registered."""
-    return create_stage_worker("evaluate", evaluate)
+    app, _ = create_stage_worker("evaluate", evaluate)
+    return app

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from celery import Celery
 
 from services.ingest.ingestion import infer_task, profile_table, resolve_target, validate_table
 from services.ingest.reading import read_table
-from shared.errors import DataError, NotFound
+from shared.caching import cache_key
+from shared.context import StageContext
+from shared.errors import Conflict, DataError, NotFound
+from shared.runs import describe_run
 from shared.spec import parse_spec, resolve_spec
-from shared.stage import StageContext, create_stage_worker
+from shared.stage import create_stage_worker
 
 
 def ingest(ctx: StageContext) -> dict[str, Any]:
     """Turn the dropped file into a checked Parquet table with a schema, profile and spec."""
     source = ctx.run["source"]["key"]
     data = _download(ctx, source)
+    sha256 = hashlib.sha256(data).hexdigest()
+    earlier = claim_dataset(ctx, sha256)
+    if earlier is not None:
+        ctx.log.info("duplicate of run %s: not training again", earlier)
+        ctx.end_run()
+        return {"sha256": sha256, "bytes": len(data), "duplicate_of": earlier}
     spec = parse_spec(ctx.run.get("spec"))
     frame = read_table(data, filename=source, max_bytes=ctx.settings.max_upload_bytes)
     target = resolve_target(frame, spec.target)
@@ -28,14 +38,50 @@ def ingest(ctx: StageContext) -> dict[str, Any]:
     ctx.store.put_json(ctx.key("profile.json"), profile_table(frame))
     ctx.store.put_json(ctx.key("spec.json"), resolved.model_dump())
     return {
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": sha256,
         "bytes": len(data),
         "rows": len(frame),
         "columns": len(frame.columns),
         "target": target,
         "task": task,
         "outputs": ["data.parquet", "profile.json", "spec.json"],
+        # Downstream cache keys chain from this one (ingest itself always runs: it is cheap,
+        # and it must read the file to recognise duplicates).
+        "cache_key": cache_key(
+            "ingest",
+            {"sha256": sha256, "spec": resolved.model_dump(), "min_rows": ctx.settings.min_rows},
+        ),
     }
+
+
+def claim_dataset(ctx: StageContext, sha256: str) -> str | None:
+    """The earlier run this drop duplicates (same content, same spec), or None if it is new.
+
+    The first run of a dataset claims `datasets/<pipeline>/<id>.json`; a later drop of the same
+    bytes finds the claim and points at that run, unless it was forced or the earlier run failed.
+    """
+    spec_text = ctx.run.get("spec") or ""
+    dataset = hashlib.sha256(f"{sha256}\n{spec_text}".encode()).hexdigest()
+    key = f"datasets/{ctx.pipeline}/{dataset}.json"
+    claim = {"run_id": ctx.run_id, "sha256": sha256}
+    if ctx.run.get("options", {}).get("force"):
+        ctx.store.put_json(key, claim)
+        return None
+    try:
+        ctx.store.put_json(key, claim, if_none_match=True)
+        return None
+    except Conflict:
+        body, etag = ctx.store.get_with_etag(key)
+    earlier = str(json.loads(body)["run_id"])
+    if earlier == ctx.run_id:
+        return None  # this run's own claim, seen again on a redelivery
+    if describe_run(ctx.store, earlier)["state"] != "failed":
+        return earlier
+    try:  # the earlier run failed: this one takes the dataset over
+        ctx.store.put_json(key, claim, if_match=etag)
+    except Conflict:
+        return claim_dataset(ctx, sha256)
+    return None
 
 
 def _download(ctx: StageContext, source: str) -> bytes:
@@ -71,4 +117,5 @@ def quarantine(ctx: StageContext, error: DataError) -> None:
 
 def create_worker() -> Celery:
     """The ingest worker's Celery app with its task registered."""
-    return create_stage_worker("ingest", ingest, on_failure=quarantine)
+    app, _ = create_stage_worker("ingest", ingest, on_failure=quarantine)
+    return app

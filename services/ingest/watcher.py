@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 import uuid
 
 import redis
 from celery import Celery
 
+from services.ingest.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, DataError, NotFound
-from shared.ids import new_run_id
-from shared.messages import RunStage
+from shared.ids import new_run_id, now
+from shared.messages import RunStage, ScoreFile
 from shared.messaging import create_celery
 from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
@@ -21,15 +23,16 @@ from shared.storage import ObjectInfo, Store, check_name
 
 log = logging.getLogger(__name__)
 
-LEDGER = "cauce:ledger:incoming"
-SENT = "cauce:ledger:started"
 LOCK = "cauce:watcher:lock"
 PREFIX = "incoming/"
+# Batch prediction (issue 7): a file under batch/<pipeline>/ becomes one batch.run job.
+BATCH_PREFIX = "batch/"
+BATCH_LEDGER = "cauce:ledger:batch"
 
 
-def pipeline_of(key: str) -> str | None:
+def pipeline_of(key: str, prefix: str = PREFIX) -> str | None:
     """The pipeline a dropped key belongs to, or None for keys that are not drops."""
-    parts = key[len(PREFIX) :].split("/")
+    parts = key[len(prefix) :].split("/")
     if len(parts) < 2 or not parts[-1] or parts[-1].startswith("."):
         return None  # a folder marker, a hidden file or a file directly under incoming/
     try:
@@ -62,6 +65,29 @@ class Watcher:
             self.seen.add(entry)
         return started
 
+    def scan_batch(self) -> list[str]:
+        """Look at `batch/` once; queue one batch.run job per new file, return the job ids."""
+        jobs = []
+        for item in self.store.list_objects(BATCH_PREFIX):
+            entry = f"{item.key}|{item.etag}|{item.modified}"
+            pipeline = None if entry in self.seen else pipeline_of(item.key, BATCH_PREFIX)
+            self.seen.add(entry)
+            if pipeline is None:
+                continue
+            self.broker.hsetnx(BATCH_LEDGER, entry, new_run_id())
+            claimed = self.broker.hget(BATCH_LEDGER, entry)
+            job_id = claimed.decode() if isinstance(claimed, bytes) else str(claimed)
+            if self.broker.sismember(SENT, job_id):
+                continue
+            job = ScoreFile(job_id=job_id, pipeline=pipeline, key=item.key)
+            status = {**job.model_dump(), "source": item.key, "state": "queued", "queued": now()}
+            self.store.put_json(f"predictions/{pipeline}/{job_id}/status.json", status)
+            self.app.send_task("batch.run", kwargs=job.model_dump(), queue="batch")
+            self.broker.sadd(SENT, job_id)
+            log.info("batch job %s queued for %s", job_id, item.key)
+            jobs.append(job_id)
+        return jobs
+
     def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
         """Start the run for one drop unless the ledger shows it was started already."""
         self.broker.hsetnx(LEDGER, entry, new_run_id())
@@ -72,6 +98,7 @@ class Watcher:
         # Claimed but maybe not started (a watcher died here): both steps below are idempotent.
         create_run(
             self.store,
+            options=run_options(self.store.metadata(item.key)),
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
@@ -96,6 +123,14 @@ class Watcher:
             return None
 
 
+def run_options(metadata: dict[str, str]) -> dict[str, bool]:
+    """Options a drop carries as object metadata (`cauce submit --no-cache/--force` sets them)."""
+    return {
+        "cache": metadata.get("cauce-cache", "true").lower() != "false",
+        "force": metadata.get("cauce-force", "false").lower() == "true",
+    }
+
+
 def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:
     """Take or renew the single-active-watcher lock."""
     if broker.set(LOCK, token, nx=True, px=int(seconds * 1000)):
@@ -107,19 +142,27 @@ def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:
 
 
 def watch(settings: Settings, stop: threading.Event) -> None:
-    """Scan `incoming/` until `stop` is set; only the lock holder scans."""
+    """Scan `incoming/` and recover stalled runs until `stop` is set; only the lock holder works."""
     store = Store.from_settings(settings)
     broker = redis.Redis.from_url(settings.broker_url)
-    watcher = Watcher(store=store, broker=broker, app=create_celery(settings, "watcher"))
+    app = create_celery(settings, "watcher")
+    watcher = Watcher(store=store, broker=broker, app=app)
+    recovery = Recovery(store=store, broker=broker, app=app, settings=settings)
     token = uuid.uuid4().hex
-    store_ready = False
+    store_ready, next_sweep = False, 0.0
     while not stop.is_set():
         try:
             if not store_ready:
                 store.ensure_bucket()
                 store_ready = True
             if hold_lock(broker, token, seconds=max(10.0, 5 * settings.watch_poll_seconds)):
-                watcher.scan()
+                recovery.ensure_ledger()  # before scanning: a lost ledger must not rerun drops
+                for run_id in watcher.scan():
+                    recovery.track(run_id)
+                watcher.scan_batch()
+                if time.monotonic() >= next_sweep:
+                    recovery.sweep()
+                    next_sweep = time.monotonic() + max(1.0, settings.stale_seconds / 4)
         except (CauceError, redis.RedisError, OSError) as exc:
             log.warning("watcher: %s; trying again", exc)
         stop.wait(settings.watch_poll_seconds)

@@ -8,8 +8,18 @@ from celery import Celery
 
 from services.preprocess.features import build_transformer, split_frame
 from shared.artifacts import dump_model
+from shared.context import StageContext
 from shared.signature import input_signature
-from shared.stage import StageContext, create_stage_worker
+from shared.stage import create_stage_worker
+
+
+def cache_inputs(ctx: StageContext) -> dict[str, Any]:
+    """What preprocessing depends on: the ingested table and the split settings."""
+    spec = ctx.spec()
+    return {
+        "ingest": ctx.upstream("ingest").get("cache_key"),
+        "spec": spec.model_dump(include={"target", "task", "split"}),
+    }
 
 
 def preprocess(ctx: StageContext) -> dict[str, Any]:
@@ -40,4 +50,5 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
 
 def create_worker() -> Celery:
     """The preprocess worker's Celery app with its task registered."""
-    return create_stage_worker("preprocess", preprocess)
+    app, _ = create_stage_worker("preprocess", preprocess, cache_inputs=cache_inputs)
+    return app

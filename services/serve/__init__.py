@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from services.serve.handlers import register_handlers
-from services.serve.metrics import RequestCounter
+from services.serve.metrics import ServeMetrics
 from services.serve.models import ModelCache
 from services.serve.views import bp
 from shared.artifacts import load_model
@@ -15,6 +15,15 @@ from shared.config import Settings, load_settings
 from shared.storage import Store
 
 log = logging.getLogger(__name__)
+
+
+def limit_threads() -> None:
+    """One thread per process for the numeric libraries: a serving process answers many small
+    requests at once, and thread pools per request only fight over the cores (see
+    docs/benchmarks.md). Processes scale out instead: gunicorn workers, replicas."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 def create_app(
@@ -26,12 +35,19 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    cache = ModelCache(store, loader=load_model)
+    limit_threads()
+    cache = ModelCache(
+        store,
+        loader=load_model,
+        onnx=settings.serve_runtime == "auto",
+        signing_key=settings.signing_key_bytes(),
+    )
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.models"] = cache
-    app.extensions["cauce.requests"] = RequestCounter()
+    app.extensions["cauce.metrics"] = ServeMetrics(cache)
     app.register_blueprint(bp)
-    register_handlers(app)
+    token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+    register_handlers(app, token=token)
     if start_poller:
         cache.start(settings.serve_poll_seconds)
         log.info(

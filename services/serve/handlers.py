@@ -1,20 +1,41 @@
-"""The app-wide hooks: one error handler mapping domain errors to HTTP, and the version header."""
+"""The app-wide hooks: bearer-token check, the version header and metrics, and one error handler
+mapping domain errors to HTTP."""
 
 from __future__ import annotations
 
+import hmac
 import logging
+import time
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from services.serve.metrics import RequestCounter
+from services.serve.metrics import ServeMetrics
 from shared.errors import DataError, RequestError
 
 log = logging.getLogger(__name__)
 
+# Probes of an orchestrator carry no token; everything else needs one when a token is set.
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+
 
 def _error(message: str, field: str | None, status: int) -> tuple[Response, int]:
     return jsonify({"error": message, "field": field}), status
+
+
+def authorize(token: bytes | None) -> None:
+    """Refuse a request without `Authorization: Bearer <token>`, compared in constant time."""
+    g.started = time.perf_counter()
+    if token is None or request.path in OPEN_PATHS:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+        raise RequestError(
+            "this service needs 'Authorization: Bearer <token>' with the token set in "
+            "CAUCE_API_TOKEN",
+            field="Authorization",
+            status=401,
+        )
 
 
 def name_version(response: Response) -> Response:
@@ -23,14 +44,19 @@ def name_version(response: Response) -> Response:
     if model is not None:
         response.headers["X-Model-Version"] = str(model.version)
         response.headers["X-Model-Name"] = model.pipeline
-        if request.method == "POST":  # predictions only, not metadata reads
-            counter: RequestCounter = current_app.extensions["cauce.requests"]
-            counter.count(model.pipeline, str(model.version), response.status_code)
+    if request.method == "POST" and "started" in g:  # predictions only, not metadata reads
+        served: ServeMetrics = current_app.extensions["cauce.metrics"]
+        pipeline, version = (model.pipeline, str(model.version)) if model else ("", "")
+        served.observe(pipeline, version, response.status_code, time.perf_counter() - g.started)
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cauce"'
     return response
 
 
-def register_handlers(app: Flask) -> None:
-    """Map domain errors to HTTP codes; every error body is {"error": message, "field": name}."""
+def register_handlers(app: Flask, *, token: bytes | None = None) -> None:
+    """Check the token, map domain errors to HTTP codes; every error body is
+    {"error": message, "field": name}."""
+    app.before_request(lambda: authorize(token))
     app.after_request(name_version)
 
     @app.errorhandler(RequestError)

@@ -1,45 +1,99 @@
-"""Request counters in Prometheus text format, kept per process (no client library needed)."""
+"""Prometheus metrics of the prediction service, per model and version.
+
+Counters and the latency histogram live in a registry of the app's own (so two apps in one
+process do not mix); under gunicorn with PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it),
+every worker's counts are summed. What a worker serves right now is read from its model cache.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+import os
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from services.serve.models import ModelCache
 
+LABELS = ("pipeline", "version")
+# Most answers take a millisecond or two; the upper buckets catch slow batches and stalls.
+BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
-class RequestCounter:
-    """Counts answered requests by pipeline, version and HTTP status."""
 
-    def __init__(self) -> None:
-        self._counts: Counter[tuple[str, str, int]] = Counter()
-        self._lock = threading.Lock()
+class ModelsCollector(Collector):
+    """The models this process serves: version, runtime, load time, readiness."""
 
-    def count(self, pipeline: str, version: str, status: int) -> None:
-        """Record one answer."""
-        with self._lock:
-            self._counts[(pipeline, version, status)] += 1
+    def __init__(self, cache: ModelCache) -> None:
+        self.cache = cache
 
-    def render(self, cache: ModelCache) -> str:
-        """The counters and each loaded model's version as Prometheus exposition text."""
-        with self._lock:
-            counts = sorted(self._counts.items())
-        lines = [
-            "# HELP cauce_serve_requests_total Prediction requests answered, by model and status.",
-            "# TYPE cauce_serve_requests_total counter",
-        ]
-        lines += [
-            f'cauce_serve_requests_total{{pipeline="{p}",version="{v}",status="{s}"}} {n}'
-            for (p, v, s), n in counts
-        ]
-        lines += [
-            "# HELP cauce_serve_model_version The production version this replica serves.",
-            "# TYPE cauce_serve_model_version gauge",
-        ]
-        lines += [
-            f'cauce_serve_model_version{{pipeline="{name}"}} {model.version}'
-            for name, model in sorted(cache.models().items())
-        ]
-        ready = 1 if cache.status()["ready"] else 0
-        lines += ["# TYPE cauce_serve_ready gauge", f"cauce_serve_ready {ready}"]
-        return "\n".join(lines) + "\n"
+    def collect(self) -> Iterator[Metric]:
+        """One sample per loaded model, read at scrape time."""
+        models = sorted(self.cache.models().items())
+        version = GaugeMetricFamily(
+            "cauce_serve_model_version", "The production version served.", labels=["pipeline"]
+        )
+        info = GaugeMetricFamily(
+            "cauce_serve_model_info",
+            "1 for each model served, with its version and runtime (onnx or skops).",
+            labels=["pipeline", "version", "runtime"],
+        )
+        load = GaugeMetricFamily(
+            "cauce_serve_model_load_seconds",
+            "Seconds to fetch, verify, load and warm the model served.",
+            labels=list(LABELS),
+        )
+        for name, model in models:
+            version.add_metric([name], model.version)
+            info.add_metric([name, str(model.version), model.scorer.runtime], 1)
+            load.add_metric([name, str(model.version)], model.load_seconds)
+        ready = GaugeMetricFamily("cauce_serve_ready", "1 once every production model is loaded.")
+        ready.add_metric([], 1 if self.cache.status()["ready"] else 0)
+        yield from (version, info, load, ready)
+
+
+class ServeMetrics:
+    """The service's request metrics and their exposition."""
+
+    def __init__(self, cache: ModelCache) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.models = ModelsCollector(cache)
+        self.requests = Counter(
+            "cauce_serve_requests",
+            "Prediction requests answered, by model, version and HTTP status.",
+            [*LABELS, "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "cauce_serve_errors",
+            "Prediction requests answered with an error (4xx or 5xx).",
+            [*LABELS, "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cauce_serve_request_seconds",
+            "Seconds from request to response, by model and version.",
+            list(LABELS),
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe(self, pipeline: str, version: str, status: int, seconds: float) -> None:
+        """Record one answered prediction request."""
+        code = str(status)
+        self.requests.labels(pipeline, version, code).inc()
+        if status >= 400:
+            self.errors.labels(pipeline, version, code).inc()
+        self.latency.labels(pipeline, version).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        registry = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        registry_models = CollectorRegistry()
+        registry_models.register(self.models)
+        return generate_latest(registry) + generate_latest(registry_models), CONTENT_TYPE_LATEST

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from services.serve.predict import check, empty_row, predict, typical_row
+from shared.columns import CompiledSignature
 from shared.errors import CauceError, NotFound, RequestError, TransientError
 from shared.ids import now
 from shared.registry import get_alias, list_pipelines, load_version
+from shared.runtime import Scorer, class_labels, load_scorer
 from shared.storage import Store
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,11 @@ class LoadedModel:
     pipeline: str
     version: int
     record: MappingProxyType[str, Any]
-    estimator: Any
+    scorer: Scorer
     signature: tuple[dict[str, str], ...]
+    inputs: CompiledSignature
+    labels: list[str]
+    load_seconds: float = 0.0
     loaded: str = field(default_factory=now)
 
     @property
@@ -39,36 +44,57 @@ class LoadedModel:
     @property
     def columns(self) -> list[str]:
         """The input column names, in signature order."""
-        return [spec["name"] for spec in self.signature]
+        return list(self.inputs.names)
 
 
-def build_model(store: Store, pipeline: str, version: int, loader: Loader) -> LoadedModel:
-    """Load a version (sha256 checked), check its signature and warm it with one prediction."""
-    record, data = load_version(store, pipeline, version)
+def build_model(
+    store: Store,
+    pipeline: str,
+    version: int,
+    loader: Loader,
+    *,
+    signing_key: bytes,
+    onnx: bool = True,
+) -> LoadedModel:
+    """Load a version (signed manifest checked), compile its signature and warm it."""
+    started = time.perf_counter()
+    record, data = load_version(store, pipeline, version, signing_key=signing_key)
     signature = tuple(dict(spec) for spec in record["signature"]["inputs"])
-    model = LoadedModel(pipeline, version, MappingProxyType(dict(record)), loader(data), signature)
+    scorer = load_scorer(store, record, data, loader=loader, onnx=onnx, signing_key=signing_key)
+    model = LoadedModel(
+        pipeline,
+        version,
+        MappingProxyType(dict(record)),
+        scorer,
+        signature,
+        CompiledSignature.compile(signature),
+        class_labels(record, scorer),
+    )
     warm(model)
-    return model
+    return replace(model, load_seconds=time.perf_counter() - started)
 
 
 def warm(model: LoadedModel) -> None:
     """Score one all-missing row (or, if the model refuses gaps, one row of zeros)."""
-    signature = list(model.signature)
     try:
-        predict(model.estimator, check(empty_row(signature), signature), task=model.task)
+        model.scorer.score(model.inputs.check(model.inputs.blank(missing=True)))
     except RequestError:
         log.info(
             "model %s v%s refuses missing values; warming with zeros", model.pipeline, model.version
         )
-        predict(model.estimator, check(typical_row(signature), signature), task=model.task)
+        model.scorer.score(model.inputs.check(model.inputs.blank(missing=False)))
 
 
 class ModelCache:
     """Thread-safe map of pipeline -> LoadedModel, refreshed from the production aliases."""
 
-    def __init__(self, store: Store, *, loader: Loader) -> None:
+    def __init__(
+        self, store: Store, *, loader: Loader, signing_key: bytes, onnx: bool = True
+    ) -> None:
         self.store = store
         self.loader = loader
+        self.signing_key = signing_key
+        self.onnx = onnx
         self._models: dict[str, LoadedModel] = {}  # replaced whole, never mutated in place
         self._deployed: frozenset[str] = frozenset()
         self._reached = False
@@ -132,7 +158,14 @@ class ModelCache:
 
     def _load(self, pipeline: str, version: int) -> LoadedModel | None:
         try:
-            model = build_model(self.store, pipeline, version, self.loader)
+            model = build_model(
+                self.store,
+                pipeline,
+                version,
+                self.loader,
+                signing_key=self.signing_key,
+                onnx=self.onnx,
+            )
         except Exception as exc:  # a broken version must never take down the serving one
             log.exception(
                 "could not load model %s v%s; the previous model keeps serving", pipeline, version

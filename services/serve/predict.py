@@ -1,17 +1,18 @@
-"""Pure scoring: MLflow-style request bodies to a checked frame, and the answer as JSON."""
+"""Pure scoring: MLflow-style request bodies to columns, and the answer as JSON-ready values."""
 
 from __future__ import annotations
 
+import csv
 import io
-import json
 import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import orjson
 
+from shared.columns import Columns
 from shared.errors import RequestError
-from shared.signature import coerce_frame
+from shared.runtime import Scored
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -21,22 +22,25 @@ def decode_json(body: bytes) -> Any:
     if not body.strip():
         raise RequestError("the request body is empty; send a JSON object", field="body")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise RequestError(f"the request body is not valid JSON: {exc}", field="body") from exc
 
 
-def read_csv(body: bytes) -> pd.DataFrame:
-    """A text/csv body (header row first) as a frame of strings, checked later by the signature."""
+def read_csv(body: bytes) -> Columns:
+    """A text/csv body (header row first) as columns of text; empty cells are missing."""
     try:
-        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_values=[""])
-    except (ValueError, UnicodeDecodeError) as exc:
+        reader = csv.reader(io.StringIO(body.decode("utf-8-sig")))
+        header, *rows = list(reader)
+    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
         raise RequestError(f"the request body is not valid CSV: {exc}", field="body") from exc
-    return frame.astype(object).where(frame.notna(), None)
+    rows = [row for row in rows if row]
+    table = _rows([[cell if cell != "" else None for cell in row] for row in rows], header, "body")
+    return table
 
 
-def parse_mlflow(payload: Any, columns: list[str]) -> pd.DataFrame:
-    """The rows of an MLflow scoring request (or a plain list of records) as a raw frame."""
+def parse_mlflow(payload: Any, columns: list[str]) -> Columns:
+    """The rows of an MLflow scoring request (or a plain list of records) as columns."""
     if isinstance(payload, list):
         return _records(payload, "body")
     if not isinstance(payload, dict):
@@ -59,7 +63,7 @@ def parse_mlflow(payload: Any, columns: list[str]) -> pd.DataFrame:
     return _tensor_like(value, key, columns)
 
 
-def _split(value: Any, columns: list[str]) -> pd.DataFrame:
+def _split(value: Any, columns: list[str]) -> Columns:
     if not isinstance(value, dict) or not isinstance(value.get("data"), list):
         raise RequestError(
             "dataframe_split must be an object with a 'data' list of rows",
@@ -74,7 +78,7 @@ def _split(value: Any, columns: list[str]) -> pd.DataFrame:
     return _rows(value["data"], names, "dataframe_split.data")
 
 
-def _records(value: Any, field: str) -> pd.DataFrame:
+def _records(value: Any, field: str) -> Columns:
     if not isinstance(value, list) or not value:
         raise RequestError(f"{field} must be a non-empty list of records", field=field)
     for row, record in enumerate(value):
@@ -83,34 +87,36 @@ def _records(value: Any, field: str) -> pd.DataFrame:
                 f"{field}[{row}] must be an object of column: value", field=f"{field}[{row}]"
             )
     names = list(dict.fromkeys(name for record in value for name in record))
-    return pd.DataFrame(
-        [[record.get(name) for name in names] for record in value], columns=names, dtype=object
-    )
+    return {name: [record.get(name) for record in value] for name in names}
 
 
-def _rows(data: Any, names: list[str], field: str) -> pd.DataFrame:
+def _rows(data: Any, names: list[str], field: str) -> Columns:
     if not isinstance(data, list) or not data:
         raise RequestError(f"{field} must be a non-empty list of rows", field=field)
+    width = len(names)
     for row, values in enumerate(data):
-        if not isinstance(values, list) or len(values) != len(names):
+        if not isinstance(values, list) or len(values) != width:
             raise RequestError(
-                f"{field}[{row}] must be a list of {len(names)} values, one per column "
+                f"{field}[{row}] must be a list of {width} values, one per column "
                 f"({', '.join(names)})",
                 field=f"{field}[{row}]",
             )
-    return pd.DataFrame(data, columns=names, dtype=object)
+    if len(set(names)) != width:
+        repeated = next(name for name in names if names.count(name) > 1)
+        raise RequestError(f"column {repeated!r} appears twice", field=repeated)
+    return dict(zip(names, map(list, zip(*data, strict=True)), strict=True))
 
 
-def _tensor_like(value: Any, field: str, columns: list[str]) -> pd.DataFrame:
+def _tensor_like(value: Any, field: str, columns: list[str]) -> Columns:
     """`instances` / `inputs`: records, rows in signature order, or a dict of columns."""
     if isinstance(value, dict):
-        return columns_frame(value, field)
+        return columns_of(value, field)
     if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
         return _records(value, field)
     if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
         return _rows(value, columns, field)
     if isinstance(value, list) and value and len(columns) == 1:
-        return pd.DataFrame({columns[0]: value}, dtype=object)
+        return {columns[0]: value}
     raise RequestError(
         f"{field} must be a list of records, a list of rows in column order "
         f"({', '.join(columns)}), or an object of column: values",
@@ -118,8 +124,8 @@ def _tensor_like(value: Any, field: str, columns: list[str]) -> pd.DataFrame:
     )
 
 
-def columns_frame(value: dict[str, Any], field: str) -> pd.DataFrame:
-    """A dict of column -> list of values (or one value each, for one row) as a frame."""
+def columns_of(value: dict[str, Any], field: str) -> Columns:
+    """A dict of column -> list of values (or one value each, for one row), checked for shape."""
     if not value:
         raise RequestError(f"{field} has no columns", field=field)
     lists = {name: v if isinstance(v, list) else [v] for name, v in value.items()}
@@ -130,51 +136,21 @@ def columns_frame(value: dict[str, Any], field: str) -> pd.DataFrame:
             f"got { ({n: len(v) for n, v in lists.items()}) }",
             field=field,
         )
-    return pd.DataFrame(lists, dtype=object)
+    return lists
 
 
-def check(frame: pd.DataFrame, signature: list[dict[str, str]]) -> pd.DataFrame:
-    """Cast the raw frame to the model's signature (RequestError names any bad column)."""
-    return coerce_frame(frame, signature)
+def answer(scored: Scored, labels: list[str]) -> dict[str, Any]:
+    """Predictions, and for classifiers a {class: probability} dict per row."""
+    out: dict[str, Any] = {"predictions": plain(scored.predictions)}
+    if scored.probabilities is not None:
+        rows = scored.probabilities.tolist()
+        out["probabilities"] = [dict(zip(labels, row, strict=True)) for row in rows]
+    return out
 
 
-def predict(estimator: Any, frame: pd.DataFrame, *, task: str) -> dict[str, Any]:
-    """Predictions, and for classification a {class: probability} dict per row."""
-    try:
-        answer: dict[str, Any] = {"predictions": _plain(estimator.predict(frame))}
-        if task == "classification" and hasattr(estimator, "predict_proba"):
-            proba = np.asarray(estimator.predict_proba(frame), dtype=float)
-            labels = [str(label) for label in _plain(class_labels(estimator))]
-            answer["probabilities"] = [
-                dict(zip(labels, row, strict=True)) for row in proba.tolist()
-            ]
-            answer["classes"] = labels
-    except (ValueError, TypeError, KeyError) as exc:
-        raise RequestError(
-            f"the model could not score these rows: {exc}", field="inputs", status=422
-        ) from exc
-    return answer
-
-
-def class_labels(estimator: Any) -> Any:
-    """The order of predict_proba's columns."""
-    return getattr(estimator, "classes_", [])
-
-
-def _plain(values: Any) -> list[Any]:
+def plain(values: np.ndarray) -> list[Any]:
     """A numpy array as JSON-ready Python values (NaN becomes null)."""
-    out = np.asarray(values).tolist()
-    return [None if isinstance(v, float) and math.isnan(v) else v for v in out]
-
-
-def empty_row(signature: list[dict[str, str]]) -> pd.DataFrame:
-    """One row with every column missing, used to warm a freshly loaded model."""
-    return pd.DataFrame({spec["name"]: [None] for spec in signature}, dtype=object)
-
-
-def typical_row(signature: list[dict[str, str]]) -> pd.DataFrame:
-    """One row of zeros, empty text and false, for models that refuse missing values."""
-    blank = {"double": 0.0, "long": 0, "string": "", "boolean": False}
-    return pd.DataFrame(
-        {spec["name"]: [blank.get(spec["type"])] for spec in signature}, dtype=object
-    )
+    out = values.tolist()
+    if values.dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in out]
+    return list(out)

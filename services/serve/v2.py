@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pandas as pd
-
-from services.serve.predict import columns_frame
+from services.serve.predict import columns_of
+from shared.columns import Columns
 from shared.errors import RequestError
 
 # fmt: off
@@ -20,7 +19,7 @@ RECORD_FIELDS = ("task", "target", "classes", "estimator", "params", "metric", "
 SIGNATURE_TO_V2 = {"double": "FP64", "long": "INT64", "string": "BYTES", "boolean": "BOOL"}
 
 
-def parse_infer(payload: Any, columns: list[str]) -> pd.DataFrame:
+def parse_infer(payload: Any, columns: list[str]) -> Columns:
     """The rows of an OIP v2 infer request: one tensor per column, or one 2-D tensor in order."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise RequestError(
@@ -83,7 +82,7 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-def _matrix(shape: list[int], data: list[Any], columns: list[str]) -> pd.DataFrame:
+def _matrix(shape: list[int], data: list[Any], columns: list[str]) -> Columns:
     rows, width = shape
     if width != len(columns):
         raise RequestError(
@@ -93,12 +92,10 @@ def _matrix(shape: list[int], data: list[Any], columns: list[str]) -> pd.DataFra
         )
     if rows == 0:
         raise RequestError("inputs[0] has no rows", field="inputs[0].shape")
-    return pd.DataFrame(
-        [data[r * width : (r + 1) * width] for r in range(rows)], columns=columns, dtype=object
-    )
+    return {name: data[index::width] for index, name in enumerate(columns)}
 
 
-def _columns(parsed: list[tuple[str, list[int], list[Any]]]) -> pd.DataFrame:
+def _columns(parsed: list[tuple[str, list[int], list[Any]]]) -> Columns:
     for index, (name, shape, _) in enumerate(parsed):
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
             raise RequestError(
@@ -112,7 +109,7 @@ def _columns(parsed: list[tuple[str, list[int], list[Any]]]) -> pd.DataFrame:
         raise RequestError(
             f"every input tensor needs the same number of rows; got {counts}", field="inputs"
         )
-    return columns_frame({name: data for name, _, data in parsed}, "inputs")
+    return columns_of({name: data for name, _, data in parsed}, "inputs")
 
 
 def datatype(values: list[Any]) -> str:
@@ -128,7 +125,7 @@ def datatype(values: list[Any]) -> str:
 
 
 def infer_response(
-    answer: dict[str, Any], *, name: str, version: int, request_id: str
+    answer: dict[str, Any], *, classes: list[str], name: str, version: int, request_id: str
 ) -> dict[str, Any]:
     """The OIP v2 infer response: `predict`, and `predict_proba` ([rows, classes], row-major)."""
     predictions = answer["predictions"]
@@ -141,7 +138,6 @@ def infer_response(
         }
     ]
     if "probabilities" in answer:
-        classes = answer["classes"]
         flat = [row[label] for row in answer["probabilities"] for label in classes]
         outputs.append(
             {

@@ -6,12 +6,14 @@ import logging
 import uuid
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from services.serve import predict as scoring
 from services.serve import v2
-from services.serve.metrics import RequestCounter
+from services.serve.metrics import ServeMetrics
 from services.serve.models import LoadedModel, ModelCache
+from shared.columns import Columns
 from shared.errors import NotFound, RequestError
 
 log = logging.getLogger(__name__)
@@ -67,12 +69,19 @@ def _json_body() -> Any:
     return scoring.decode_json(request.get_data())
 
 
-def _mlflow_frame(model: LoadedModel) -> Any:
+def _mlflow_columns(model: LoadedModel) -> Columns:
     if request.mimetype == "text/csv":
-        raw = scoring.read_csv(request.get_data())
-    else:
-        raw = scoring.parse_mlflow(_json_body(), model.columns)
-    return scoring.check(raw, list(model.signature))
+        return scoring.read_csv(request.get_data())
+    return scoring.parse_mlflow(_json_body(), model.columns)
+
+
+def _score(model: LoadedModel, raw: Columns) -> dict[str, Any]:
+    """Check the columns against the compiled signature and score them."""
+    return scoring.answer(model.scorer.score(model.inputs.check(raw)), model.labels)
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), mimetype="application/json")
 
 
 @bp.post("/invocations")
@@ -89,9 +98,8 @@ def invocations(pipeline: str) -> Response:
 
 def _score_mlflow(model: LoadedModel) -> Response:
     """Predictions, probabilities for classifiers, and the model that answered."""
-    answer = scoring.predict(model.estimator, _mlflow_frame(model), task=model.task)
-    answer.pop("classes", None)
-    return jsonify({**answer, "model": {"name": model.pipeline, "version": model.version}})
+    answer = _score(model, _mlflow_columns(model))
+    return _json({**answer, "model": {"name": model.pipeline, "version": model.version}})
 
 
 @bp.post("/v2/models/<pipeline>/infer")
@@ -100,12 +108,15 @@ def infer(pipeline: str, version: str | None = None) -> Response:
     """Open Inference Protocol v2 inference."""
     model = _pinned(pipeline, version)
     payload = _json_body()
-    frame = scoring.check(v2.parse_infer(payload, model.columns), list(model.signature))
-    answer = scoring.predict(model.estimator, frame, task=model.task)
+    answer = _score(model, v2.parse_infer(payload, model.columns))
     request_id = payload.get("id") or str(uuid.uuid4())
-    return jsonify(
+    return _json(
         v2.infer_response(
-            answer, name=model.pipeline, version=model.version, request_id=str(request_id)
+            answer,
+            classes=model.labels,
+            name=model.pipeline,
+            version=model.version,
+            request_id=str(request_id),
         )
     )
 
@@ -141,7 +152,13 @@ def model_ready(pipeline: str) -> Response:
 def listing() -> Response:
     """Every model this replica serves."""
     models = [
-        {"name": m.pipeline, "version": m.version, "task": m.task, "loaded": m.loaded}
+        {
+            "name": m.pipeline,
+            "version": m.version,
+            "task": m.task,
+            "runtime": m.scorer.runtime,
+            "loaded": m.loaded,
+        }
         for m in _cache().models().values()
     ]
     return jsonify({"models": models})
@@ -155,10 +172,10 @@ def server_metadata() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus metrics of this process."""
-    counter: RequestCounter = current_app.extensions["cauce.requests"]
-    text = counter.render(_cache())
-    return Response(text, mimetype="text/plain; version=0.0.4")
+    """Prometheus metrics: requests, errors and latency per model and version, models served."""
+    served: ServeMetrics = current_app.extensions["cauce.metrics"]
+    text, content_type = served.render()
+    return Response(text, content_type=content_type)
 
 
 @bp.get("/v2/health/live")

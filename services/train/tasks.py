@@ -1,62 +1,227 @@
-"""train.run: tune every candidate on the validation split, refit the best, save it."""
+"""train.run plans the search, train.trial runs one trial each, train.select refits the best."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 
-from services.train.training import best_trial, default_candidates, fit_model, tune
+from services.train.training import (
+    best_trial,
+    default_candidates,
+    fit_model,
+    plan_trials,
+    run_trial,
+)
+from services.train.tuning import (
+    TrialData,
+    count_attempt,
+    finished_trials,
+    load_results,
+    top_trials,
+    trial_key,
+)
 from shared.artifacts import dump_model, load_model
-from shared.stage import StageContext, create_stage_worker
+from shared.context import StageContext
+from shared.errors import Conflict, DataError, NotFound
+from shared.heartbeat import heartbeat, last_beat
+from shared.ids import now
+from shared.messages import RunStage, RunTrial
+from shared.runs import read_status
+from shared.scoring import METRICS
+from shared.stage import StageRunner, create_stage_worker, parse_message
 
 
-def train(ctx: StageContext) -> dict[str, Any]:
-    """Run the search, record every trial, and save the best candidate as one fitted pipeline."""
+def cache_inputs(ctx: StageContext) -> dict[str, Any]:
+    """What the search depends on: the preprocessed data and the spec's training part."""
     spec = ctx.spec()
-    assert spec.target and spec.task and spec.metric and spec.models
-    parts = {
-        name: ctx.store.get_frame(ctx.key(f"{name}.parquet", "preprocess"))
-        for name in ("train", "validation")
+    return {
+        "preprocess": ctx.upstream("preprocess").get("cache_key"),
+        "spec": spec.model_dump(include={"target", "task", "metric", "models", "tuning"}),
+        "seed": spec.split.seed,
     }
-    transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
-    X_train, y_train = parts["train"].drop(columns=[spec.target]), parts["train"][spec.target]
-    X_val, y_val = parts["validation"].drop(columns=[spec.target]), parts["validation"][spec.target]
-    classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
+
+
+def plan(ctx: StageContext) -> dict[str, Any]:
+    """Write the numbered trial plan and start the first `tuning.parallelism` trials."""
+    spec = ctx.spec()
+    assert spec.task and spec.models
     defaults = dict(default_candidates(spec.task))  # a model listed without `search` gets these
-    trials = tune(
-        [(model.estimator, model.search or defaults[model.estimator]) for model in spec.models],
+    trials = plan_trials(
+        [(m.estimator, m.search or defaults[m.estimator]) for m in spec.models],
         task=spec.task,
         trials_per_candidate=spec.tuning.trials,
         seed=spec.split.seed,
-        X_train=transformer.transform(X_train),
-        y_train=y_train,
-        X_val=transformer.transform(X_val),
-        y_val=y_val,
+        sampler=spec.tuning.sampler,
+    )
+    search: dict[str, Any] = {
+        "trials": trials,
+        "parallelism": spec.tuning.parallelism,
+        "created_at": time.time(),
+    }
+    try:
+        ctx.store.put_json(ctx.key("plan.json"), search, if_none_match=True)
+    except Conflict:
+        search = ctx.store.get_json(ctx.key("plan.json"))  # a redelivered plan keeps the first
+    for index in range(min(search["parallelism"], len(search["trials"]))):
+        send_trial(ctx, index)
+    ctx.defer()
+    return {
+        "trials_planned": len(search["trials"]),
+        "parallelism": search["parallelism"],
+        "cache_key": ctx.memo.get("cache_key"),
+    }
+
+
+def send_trial(ctx: StageContext, index: int) -> None:
+    """Enqueue one trial on the train queue."""
+    message = RunTrial(run_id=ctx.run_id, pipeline=ctx.pipeline, index=index)
+    ctx.app.send_task("train.trial", kwargs=message.model_dump(), queue="train")
+
+
+def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> None:
+    """Run one trial once (a dead worker's trial is retried, then recorded failed), then hand on."""
+    search = ctx.store.get_json(ctx.key("plan.json"))
+    if not ctx.store.exists(trial_key(ctx, index)):
+        attempts = count_attempt(ctx, index)
+        planned = search["trials"][index]
+        if attempts > ctx.settings.max_redeliveries + 1:
+            result = {
+                **planned,
+                "state": "failed",
+                "score": None,
+                "seconds": None,
+                "error": f"the worker stopped {attempts - 1} times while running it",
+            }
+        else:
+            every = ctx.settings.heartbeat_seconds
+            with heartbeat(ctx.store, trial_key(ctx, index, "heartbeat"), every=every):
+                result = {**planned, **_fit_trial(ctx, planned, data), "attempts": attempts}
+        ctx.store.put_json(trial_key(ctx, index), {**result, "worker": worker, "finished": now()})
+    following = index + search["parallelism"]
+    if following < len(search["trials"]):
+        send_trial(ctx, following)
+    if len(finished_trials(ctx)) == len(search["trials"]):
+        message = RunStage(run_id=ctx.run_id, pipeline=ctx.pipeline)
+        ctx.app.send_task("train.select", kwargs=message.model_dump(), queue="train")
+
+
+def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> dict[str, Any]:
+    spec = ctx.spec()
+    assert spec.task and spec.metric
+    splits = data.get(ctx)
+    classes = sorted(splits["y_train"].unique().tolist()) if spec.task == "classification" else None
+    return run_trial(
+        task=spec.task,
+        estimator=planned["estimator"],
+        params=planned["params"],
         metric=spec.metric,
         classes=classes,
+        **splits,
     )
-    ctx.store.put_json(ctx.key("trials.json"), trials)
-    best = best_trial(trials, spec.metric)
+
+
+def claim_selection(ctx: StageContext, task_id: str) -> bool:
+    """Whether this task may run the run's one selection: it claimed it, it is a redelivery of
+    the claimer, or the claimer went quiet (its worker died) and this task took over."""
+    claim = {"task_id": task_id, "claimed": now()}
+    try:
+        ctx.store.put_json(ctx.key("select.json"), claim, if_none_match=True)
+        return True
+    except Conflict:
+        body, etag = ctx.store.get_with_etag(ctx.key("select.json"))
+    if json.loads(body)["task_id"] == task_id:
+        return True
+    beat = last_beat(ctx.store, ctx.key("heartbeat.json")) or 0.0
+    if time.time() - beat < ctx.settings.stale_seconds:
+        return False
+    try:
+        ctx.store.put_json(ctx.key("select.json"), claim, if_match=etag)
+    except Conflict:
+        return False
+    return True
+
+
+def select(ctx: StageContext, *, task_id: str) -> dict[str, Any] | None:
+    """Claim the run's one selection, pick the best trial on validation, refit and save it."""
+    count = len(ctx.store.get_json(ctx.key("plan.json"))["trials"])
+    if len(finished_trials(ctx)) < count:
+        ctx.log.info("selection asked for before every trial finished; ignoring it")
+        return None
+    if not claim_selection(ctx, task_id):
+        ctx.log.info("selection already claimed by another task; dropping this one")
+        return None
+    spec = ctx.spec()
+    assert spec.target and spec.task and spec.metric
+    results = load_results(ctx, count)
+    ctx.store.put_json(ctx.key("trials.json"), results)
+    best = best_trial(results, spec.metric)
+    part = ctx.store.get_frame(ctx.key("train.parquet", "preprocess"))
+    transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
     model = fit_model(
         transformer=transformer,
         task=spec.task,
         estimator=best["estimator"],
         params=best["params"],
-        X=X_train,
-        y=y_train,
+        X=part.drop(columns=[spec.target]),
+        y=part[spec.target],
     )
     ctx.store.put_bytes(ctx.key("model.skops"), dump_model(model))
+    classes = sorted(part[spec.target].unique().tolist()) if spec.task == "classification" else None
+    ctx.log.info("selection ran: best %s %s", best["estimator"], best["params"])
     return {
         "best": {key: best[key] for key in ("estimator", "params", "score")},
         "metric": spec.metric,
         "classes": classes,
-        "trials": len(trials),
-        "failed_trials": sum(1 for trial in trials if trial["state"] == "failed"),
-        "outputs": ["trials.json", "model.skops"],
+        "trials": len(results),
+        "failed_trials": sum(1 for t in results if t["state"] == "failed"),
+        "top_trials": top_trials(results, greater_is_better=METRICS[spec.metric].greater_is_better),
+        "selected_by": task_id,
+        "outputs": ["plan.json", "trials.json", "model.skops"],
     }
 
 
 def create_worker() -> Celery:
-    """The train worker's Celery app with its task registered."""
-    return create_stage_worker("train", train)
+    """The train worker: the stage task plus the trial and selection tasks on the same queue."""
+    app, runner = create_stage_worker("train", plan, cache_inputs=cache_inputs)
+    data = TrialData()
+
+    @app.task(name="train.trial", bind=True, max_retries=8)
+    def train_trial(task: Task, **body: Any) -> None:
+        message = parse_message(RunTrial, body, "train.trial")
+        if message is not None and _running(runner, message):
+            ctx = runner.context(task.app, message)
+            worker = str(task.request.hostname or "")
+            runner.retrying(
+                task, message.run_id, lambda: trial(ctx, message.index, data=data, worker=worker)
+            )
+
+    @app.task(name="train.select", bind=True, max_retries=8)
+    def train_select(task: Task, **body: Any) -> None:
+        message = parse_message(RunStage, body, "train.select")
+        if message is not None and _running(runner, message):
+            runner.retrying(task, message.run_id, lambda: _finish(runner, task, message))
+
+    return app
+
+
+def _running(runner: StageRunner, message: RunStage) -> bool:
+    """Whether the run's train stage is still waiting on its trials (else the task is stale)."""
+    status = read_status(runner.store, message.run_id, "train") or {}
+    return status.get("state") == "running"
+
+
+def _finish(runner: StageRunner, task: Task, message: RunStage) -> None:
+    ctx = runner.context(task.app, message)
+    status = read_status(runner.store, message.run_id, "train") or {}
+    try:
+        with heartbeat(ctx.store, ctx.key("heartbeat.json"), every=ctx.settings.heartbeat_seconds):
+            outputs = select(ctx, task_id=str(task.request.id))
+    except (DataError, NotFound) as exc:
+        runner.record(ctx, "failed", status["started"], status["attempts"], error=str(exc))
+        return
+    if outputs is not None:
+        outputs["cache_key"] = status.get("cache_key")
+        runner.complete(ctx, outputs, started=status["started"], attempts=status["attempts"])

@@ -116,15 +116,25 @@ def _draw(spec: Any, rng: np.random.Generator) -> Any:
     return float(rng.uniform(lo, hi))
 
 
-def sample_params(space: dict[str, Any], *, trials: int, seed: int) -> list[dict[str, Any]]:
-    """List parameter sets: the whole grid when it fits in `trials`, else seeded random draws."""
+def sample_params(
+    space: dict[str, Any], *, trials: int, seed: int, sampler: str = "auto"
+) -> list[dict[str, Any]]:
+    """List parameter sets: `grid` (every combination), `random` (seeded draws) or `auto`
+    (the whole grid when it fits in `trials`, else random)."""
     _check_space(space)
     if trials < 1:
         raise SpecError(f"trials must be at least 1, got {trials}", field="trials")
     names = list(space)
-    if all(isinstance(spec, list) for spec in space.values()):
+    discrete = all(isinstance(spec, list) for spec in space.values())
+    if sampler == "grid" and not discrete:
+        raise SpecError(
+            "the grid sampler needs every search value to be a list of choices; "
+            "use sampler: random for distributions",
+            field="tuning.sampler",
+        )
+    if sampler != "random" and discrete:
         grid = list(itertools.product(*space.values()))
-        if len(grid) <= trials:
+        if sampler == "grid" or len(grid) <= trials:
             return [dict(zip(names, values, strict=True)) for values in grid]
     rng = np.random.default_rng(seed)
     points: dict[str, dict[str, Any]] = {}
@@ -135,6 +145,23 @@ def sample_params(space: dict[str, Any], *, trials: int, seed: int) -> list[dict
         if len(points) == trials:
             break
     return list(points.values())
+
+
+def plan_trials(
+    candidates: list[tuple[str, dict[str, Any]]],
+    *,
+    task: str,
+    trials_per_candidate: int,
+    seed: int,
+    sampler: str = "auto",
+) -> list[dict[str, Any]]:
+    """Every trial of a search, numbered: the unit that fans out across train workers."""
+    plan: list[dict[str, Any]] = []
+    for name, space in candidates:
+        make_estimator(task, name, {})  # fail fast on an unknown name before any fitting
+        for params in sample_params(space, trials=trials_per_candidate, seed=seed, sampler=sampler):
+            plan.append({"index": len(plan), "estimator": name, "params": params})
+    return plan
 
 
 def make_estimator(task: str, name: str, params: dict[str, Any]) -> BaseEstimator:
@@ -214,16 +241,19 @@ def tune(
     classes: Sequence[Any] | None,
 ) -> list[dict[str, Any]]:
     """Run every sampled trial of every candidate in turn and return all results."""
-    results = []
     data = {"X_train": X_train, "y_train": y_train, "X_val": X_val, "y_val": y_val}
-    for name, space in candidates:
-        make_estimator(task, name, {})  # fail fast on an unknown name before any fitting
-        for params in sample_params(space, trials=trials_per_candidate, seed=seed):
-            trial = run_trial(
-                task=task, estimator=name, params=params, metric=metric, classes=classes, **data
-            )
-            results.append(trial)
-    return results
+    plan = plan_trials(candidates, task=task, trials_per_candidate=trials_per_candidate, seed=seed)
+    return [
+        run_trial(
+            task=task,
+            estimator=t["estimator"],
+            params=t["params"],
+            metric=metric,
+            classes=classes,
+            **data,
+        )
+        for t in plan
+    ]
 
 
 def best_trial(trials: list[dict[str, Any]], metric: str) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class Stack:
         return json.loads(self.cli(*args, "--json").stdout)
 
 
-def stack_env(home: Path) -> dict[str, str]:
+def stack_env(home: Path, **overrides: str) -> dict[str, str]:
     """An environment for a stack in `home` whose every port is free."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
     env.update(
@@ -60,14 +60,16 @@ def stack_env(home: Path) -> dict[str, str]:
         CAUCE_SERVE_POLL_SECONDS="0.5",
         CAUCE_WATCH_POLL_SECONDS="0.3",
         CAUCE_MAX_UPLOAD_BYTES=str(2 * 1024 * 1024),
+        CAUCE_STALE_SECONDS="6",
     )
+    env.update(overrides)
     return env
 
 
 @contextmanager
-def running_stack(home: Path, *args: str) -> Iterator[Stack]:
-    """`cauce up ARGS` in `home`, and `cauce down` when done."""
-    env = stack_env(home)
+def running_stack(home: Path, *args: str, **env_overrides: str) -> Iterator[Stack]:
+    """`cauce up ARGS` in `home` (CAUCE_ settings overridden as given), `cauce down` after."""
+    env = stack_env(home, **env_overrides)
     up = subprocess.run([CAUCE, "up", *args], env=env, capture_output=True, text=True, timeout=300)
     try:
         assert up.returncode == 0, f"cauce up failed:\n{up.stdout}\n{up.stderr}"

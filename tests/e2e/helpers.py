@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from shared.errors import TransientError
 from shared.runs import describe_run, is_terminal, read_run
 from shared.storage import Store
 
@@ -26,7 +27,11 @@ def wait_run(store: Store, run_id: str, *, timeout: float = 300) -> dict[str, An
     """The run once it has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = describe_run(store, run_id)
+        try:
+            view = describe_run(store, run_id)
+        except TransientError:  # the store itself is what a fault test took away
+            time.sleep(0.5)
+            continue
         if is_terminal(view):
             return view
         time.sleep(0.3)

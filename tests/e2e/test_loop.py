@@ -82,9 +82,10 @@ def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> Non
 
 def test_only_a_better_model_moves_production(stack: Stack) -> None:
     """Weak model first, then a full search beats it, then a weak one does not."""
-    body = cancer_frame().to_csv(index=False).encode()
     versions = []
     for index, spec in enumerate([WEAK_CLASSIFIER, "", WEAK_CLASSIFIER]):
+        # Rows in another order each time: new data, so none of these drops is a duplicate.
+        body = cancer_frame().sample(frac=1, random_state=index).to_csv(index=False).encode()
         stack.store.put_bytes("pipelines/gated.yaml", f"target: diagnosis\n{spec}".encode())
         key = f"incoming/gated/part-{index}.csv"
         stack.store.put_bytes(key, body)

@@ -20,6 +20,7 @@ from shared.artifacts import dump_model
 from shared.registry import move_alias, register_version
 from shared.signature import input_signature
 from shared.storage import Store
+from tests.conftest import SIGNING_KEY
 
 
 def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
@@ -77,7 +78,14 @@ def deploy(
         "metrics": {"accuracy": 0.95} if classes else {"rmse": 55.0},
         "lineage": {"dataset_sha256": "0" * 64, "source": f"incoming/{pipeline}/data.csv"},
     }
-    record = register_version(store, pipeline, run_id=run_id, model=dump_model(model), meta=meta)
+    record = register_version(
+        store,
+        pipeline,
+        run_id=run_id,
+        model=dump_model(model),
+        meta=meta,
+        signing_key=SIGNING_KEY.encode(),
+    )
     if promote:
         move_alias(store, pipeline, record["version"], run_id=run_id, reason="test")
     return record

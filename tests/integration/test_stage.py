@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from shared.config import Settings
+from shared.context import StageContext
 from shared.errors import DataError, TransientError
 from shared.messages import RunStage
 from shared.runs import create_run, describe_run, read_status
-from shared.stage import StageContext, StageRunner
+from shared.stage import StageRunner
 from shared.storage import Store
 
 
@@ -121,17 +123,44 @@ def test_a_crash_fails_the_run_and_names_the_exception(
 def test_a_stage_whose_worker_keeps_dying_gives_up_with_that_reason(
     store: Store, settings: Settings, run: RunStage
 ) -> None:
+    runner = _runner(store, settings, lambda ctx: {})
+    # Each delivery finds the last one still "running": its worker died mid-stage.
+    for died in range(settings.max_redeliveries + 1):
+        store.put_json(
+            f"runs/{run.run_id}/preprocess/status.json",
+            {
+                "state": "running",
+                "started": "2026-01-01T00:00:00+00:00",
+                "attempts": died + 1,
+                "retries": 0,
+                "interrupted": died,
+            },
+        )
+        if died < settings.max_redeliveries:
+            continue
+        runner(FakeTask(), run)  # type: ignore[arg-type]
+    error = describe_run(store, run.run_id)["error"]
+    assert error.startswith(
+        f"preprocess: gave up after the worker stopped {settings.max_redeliveries + 1} times"
+    )
+
+
+def test_a_celery_retry_is_not_counted_as_a_lost_worker(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
     store.put_json(
         f"runs/{run.run_id}/preprocess/status.json",
         {
             "state": "running",
             "started": "2026-01-01T00:00:00+00:00",
-            "attempts": settings.max_redeliveries + 1,
+            "attempts": 9,
+            "retries": 8,
+            "interrupted": settings.max_redeliveries,
         },
     )
-    _runner(store, settings, lambda ctx: {})(FakeTask(), run)  # type: ignore[arg-type]
-    error = describe_run(store, run.run_id)["error"]
-    assert error.startswith(f"preprocess: gave up after {settings.max_redeliveries + 1} attempts")
+    task = FakeTask(request=FakeRequest(retries=9))
+    _runner(store, settings, lambda ctx: {"rows": 1})(task, run)  # type: ignore[arg-type]
+    assert describe_run(store, run.run_id)["stages"][1]["state"] == "succeeded"
 
 
 def test_an_unreachable_store_retries_instead_of_failing(
@@ -143,3 +172,20 @@ def test_an_unreachable_store_retries_instead_of_failing(
     with pytest.raises(Retry, match="retry in 1s"):
         _runner(store, settings, work)(FakeTask(), run)  # type: ignore[arg-type]
     assert describe_run(store, run.run_id)["state"] == "running"
+
+
+def test_only_one_task_may_run_a_runs_selection(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    from services.train.tasks import claim_selection
+
+    ctx = _runner(store, settings, lambda ctx: {}).context(FakeApp(), run)  # type: ignore[arg-type]
+    ctx.stage = "train"
+    store.put_json(ctx.key("heartbeat.json"), {"at": time.time(), "worker": "a"})
+    assert claim_selection(ctx, "task-a")
+    assert claim_selection(ctx, "task-a")  # the same message redelivered: carry on
+    assert not claim_selection(ctx, "task-b")  # a duplicate while the claimer is alive
+    store.put_json(ctx.key("heartbeat.json"), {"at": time.time() - 3600, "worker": "a"})
+    assert claim_selection(ctx, "task-b")  # the claimer went quiet: take over
+    store.put_json(ctx.key("heartbeat.json"), {"at": time.time(), "worker": "b"})
+    assert not claim_selection(ctx, "task-a")  # the old claimer, back, now loses

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 
+from services.ingest.recovery import Recovery
 from services.ingest.watcher import Watcher
 from shared.config import Settings
 from shared.messaging import create_celery
@@ -57,3 +58,34 @@ def test_a_watcher_that_died_after_claiming_still_starts_the_run(
     )
     assert _watcher(settings, store).scan() == ["01JCLAIMED0000000000000000"]
     assert _queued(settings) == 1
+
+
+def test_a_file_dropped_under_batch_queues_one_scoring_job(
+    settings: Settings, store: Store
+) -> None:
+    store.put_bytes("batch/iris/rows.csv", b"sepal_length\n1\n")
+    store.put_bytes("batch/stray.csv", b"no pipeline folder")
+    watcher = _watcher(settings, store)
+    assert watcher.scan() == []  # not a run
+    (job_id,) = watcher.scan_batch()
+    assert watcher.scan_batch() == [] and _watcher(settings, store).scan_batch() == []
+    status = store.get_json(f"predictions/iris/{job_id}/status.json")
+    assert (status["state"], status["source"]) == ("queued", "batch/iris/rows.csv")
+    assert int(redis.Redis.from_url(settings.broker_url).llen("batch")) == 1
+    assert list_runs(store) == []
+
+
+def test_a_broker_that_lost_its_ledger_does_not_rerun_old_drops(
+    settings: Settings, store: Store
+) -> None:
+    store.put_bytes("incoming/churn/a.csv", b"x,y\n1,2\n")
+    watcher = _watcher(settings, store)
+    (run_id,) = watcher.scan()
+    broker = redis.Redis.from_url(settings.broker_url)
+    broker.flushall()  # a broker restarted without its data
+    recovery = Recovery(store=store, broker=broker, app=watcher.app, settings=settings)
+    recovery.ensure_ledger()
+    assert _watcher(settings, store).scan() == []
+    store.put_bytes("incoming/churn/b.csv", b"x,y\n3,4\n")
+    assert len(_watcher(settings, store).scan()) == 1
+    assert broker.sismember("cauce:runs:active", run_id)

@@ -1,0 +1,198 @@
+"""`make bench-serving`: cauce's prediction service against `mlflow models serve`, same model.
+
+Trains the issue's model through a local cauce stack (`cauce up` in a temporary CAUCE_HOME on
+free ports; the drop goes through the whole loop, so deploy exports and checks the ONNX graph),
+serves it with the stack's own prediction service, serves the same fitted pipeline with
+`mlflow models serve --env-manager local` from a separate venv (.cache/bench-mlflow), loads both
+with the same clients and prints one table. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.load import open_loop, wrk
+from bench.serving_model import SPEC, bodies, write_dataset
+from bench.serving_report import Row, print_table
+from shared.config import load_settings
+from shared.registry import get_alias, version_key
+from shared.servers import free_port
+from shared.storage import Store
+from shared.submit import find_run, submit_file, wait_for_run
+
+ROOT = Path(__file__).resolve().parent.parent
+CAUCE = str(Path(sys.executable).parent / "cauce")
+MLFLOW_VENV = ROOT / ".cache" / "bench-mlflow"
+MLFLOW_PINS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "skops==0.16.0"]
+PIPELINE = "bench"
+
+
+def deploy_through_cauce(store: Store, workdir: Path) -> dict:
+    """Drop the dataset with its spec and wait until the run has deployed a version."""
+    store.ensure_bucket()
+    store.put_bytes(f"pipelines/{PIPELINE}.yaml", SPEC.encode())
+    upload = submit_file(store, write_dataset(workdir / "bench.csv"), pipeline=PIPELINE)
+    run_id = None
+    while run_id is None:
+        time.sleep(0.2)
+        run_id = find_run(store, key=upload["key"], etag=upload["etag"], after=upload["after"])
+    view = wait_for_run(store, run_id, timeout=600)
+    assert view["state"] == "succeeded", view["error"]
+    pointer = get_alias(store, PIPELINE)
+    assert pointer is not None
+    return dict(store.get_json(version_key(PIPELINE, int(pointer["version"]))))
+
+
+def wait_serving(url: str, timeout: float = 120) -> None:
+    """Wait until a POST of one row answers 200."""
+    body, deadline = bodies(1)[0], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = requests.post(
+                url, data=body, timeout=5, headers={"Content-Type": "application/json"}
+            )
+            if response.ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def measure(name: str, url: str, seconds: float, connections: list[int], *, batch: bool) -> Row:
+    """Sequential, several connection counts, then open loop at 80% of the best throughput."""
+    one = bodies(1)[0]
+    wrk(url, one, connections=4, seconds=2)  # warm-up
+    sequential = wrk(url, one, connections=1, seconds=seconds)
+    loaded = {c: wrk(url, one, connections=c, seconds=seconds) for c in connections}
+    best = max([sequential, *loaded.values()], key=lambda r: r.rps)
+    rate = 0.8 * best.rps
+    fixed = open_loop(url, one, rate=rate, seconds=seconds)
+    hundred = wrk(url, bodies(100)[0], connections=1, seconds=seconds) if batch else None
+    print(f"  {name}: sequential {sequential}, best {best.rps:.0f} req/s, open loop {fixed}")
+    return Row(name, sequential, loaded, best, rate, fixed, hundred)
+
+
+def mlflow_venv() -> Path:
+    """The MLflow venv, created on first use and kept under .cache/ (gitignored)."""
+    python = MLFLOW_VENV / "bin" / "python"
+    if not (MLFLOW_VENV / ".installed").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *MLFLOW_PINS], check=True)
+        (MLFLOW_VENV / ".installed").touch()
+    return python
+
+
+def serve_mlflow(model_dir: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`mlflow models serve --env-manager local` on `port`, one worker."""
+    argv = [
+        str(MLFLOW_VENV / "bin" / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(model_dir),
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    path = f"{MLFLOW_VENV / 'bin'}:{os.environ['PATH']}"
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, **env, "PATH": path},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server and its children (its own process group)."""
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+
+
+def bench_mlflow(workdir: Path, args: argparse.Namespace) -> list[Row]:
+    """The same fitted pipeline under MLflow: default threads, then OMP_NUM_THREADS=1."""
+    python = mlflow_venv()
+    skops = workdir / "model.skops"
+    model_dir = workdir / "mlflow-model"
+    subprocess.run(
+        [str(python), str(ROOT / "bench" / "mlflow_model.py"), str(skops), str(model_dir)],
+        check=True,
+    )
+    rows = []
+    for name, env in (
+        ("mlflow models serve", {}),
+        ("mlflow models serve, OMP_NUM_THREADS=1", {"OMP_NUM_THREADS": "1"}),
+    ):
+        port = free_port()
+        proc = serve_mlflow(model_dir, port, env, workdir / "mlflow.log")
+        try:
+            url = f"http://127.0.0.1:{port}/invocations"
+            wait_serving(url)
+            rows.append(measure(name, url, args.seconds, args.connections, batch=False))
+        finally:
+            stop(proc)
+    return rows
+
+
+def main() -> None:
+    """Run everything and print the table; the last line compares the best of each."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--connections", type=lambda s: [int(c) for c in s.split(",")], default=[4, 16, 64]
+    )
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="cauce-bench-serving-"))
+    env = {
+        "CAUCE_HOME": str(workdir / "home"),
+        "CAUCE_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "CAUCE_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port(also_free_at=10000)}",
+        "CAUCE_SERVE_PORT": str(free_port()),
+    }
+    os.environ.update(env)
+    subprocess.run([CAUCE, "up"], check=True)
+    try:
+        settings = load_settings()
+        store = Store.from_settings(settings)
+        record = deploy_through_cauce(store, workdir)
+        skops = store.get_bytes(version_key(PIPELINE, record["version"], "model.skops"))
+        (workdir / "model.skops").write_bytes(skops)
+        print(f"deployed {PIPELINE} v{record['version']}; ONNX check: {record.get('onnx')}")
+        url = f"{settings.serve_url}/invocations/{PIPELINE}"
+        wait_serving(url)
+        rows = [
+            measure("cauce (gunicorn.conf.py)", url, args.seconds, args.connections, batch=True)
+        ]
+    finally:
+        subprocess.run([CAUCE, "down"], check=False)
+    rows += bench_mlflow(workdir, args)
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
+        f"Python {platform.python_version()}; {args.seconds:.0f} s per run; one row per request "
+        f"(MLflow dataframe_split); open loop at 80% of each server's best req/s\n"
+    )
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

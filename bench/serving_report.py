@@ -1,0 +1,71 @@
+"""The table `make bench-serving` prints, and its last line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.load import Result
+
+
+@dataclass
+class Row:
+    """One server's figures."""
+
+    name: str
+    sequential: Result
+    loaded: dict[int, Result]
+    best: Result
+    rate: float
+    fixed: Result
+    hundred: Result | None = None
+
+
+def print_table(rows: list[Row]) -> None:
+    """Markdown table, ratios against MLflow's best configuration, and the summary line."""
+    levels = sorted(rows[0].loaded)
+    head = [
+        "server",
+        "sequential req/s",
+        "p50 ms",
+        "p99 ms",
+        *[f"req/s @{c} conn" for c in levels],
+        "open-loop rate",
+        "open-loop p50",
+        "p99 ms",
+    ]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in rows:
+        cells = [
+            row.name,
+            f"{row.sequential.rps:.0f}",
+            f"{row.sequential.p50:.2f}",
+            f"{row.sequential.p99:.2f}",
+            *[f"{row.loaded[c].rps:.0f}" for c in levels],
+            f"{row.rate:.0f}/s",
+            f"{row.fixed.p50:.2f}",
+            f"{row.fixed.p99:.2f}",
+        ]
+        print("| " + " | ".join(cells) + " |")
+    ours, others = rows[0], rows[1:]
+    theirs = max(others, key=lambda r: r.best.rps)
+    errors = sum(
+        r.sequential.errors + r.fixed.errors + sum(x.errors for x in r.loaded.values())
+        for r in rows
+    )
+    print(f"\nfailed requests, all runs: {errors}")
+    if ours.hundred is not None:
+        single = 1000 / ours.sequential.rps
+        per_row = 1000 / ours.hundred.rps / 100
+        print(
+            f"100-row batches: {ours.hundred.rps:.0f} req/s sequential, {per_row * 1000:.1f} us "
+            f"per row vs {single * 1000:.0f} us for one row: {single / per_row:.1f}x per row"
+        )
+    print(
+        f"best of each: cauce {ours.best.rps:.0f} req/s, {theirs.name} {theirs.best.rps:.0f} "
+        f"req/s; cauce open-loop p99 at {ours.rate:.0f} req/s: {ours.fixed.p99:.2f} ms"
+    )
+    print(
+        f"serving vs mlflow: {ours.best.rps / theirs.best.rps:.1f}x req/s, "
+        f"p50 {ours.sequential.p50:.2f} ms, p99 {ours.fixed.p99:.2f} ms"
+    )

@@ -1,0 +1,103 @@
+"""batch.run: score a file dropped under batch/<pipeline>/ into predictions/<pipeline>/<job>/."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from celery import Celery, Task
+from pydantic import ValidationError
+
+from services.batch.scoring import BatchModel, score_file
+from shared.artifacts import load_model
+from shared.columns import CompiledSignature
+from shared.config import Settings, load_settings
+from shared.errors import DataError, NotFound, TransientError
+from shared.ids import now
+from shared.messages import ScoreFile
+from shared.messaging import create_celery
+from shared.registry import get_alias, load_version
+from shared.runtime import class_labels, load_scorer
+from shared.storage import Store
+
+log = logging.getLogger(__name__)
+TASK = "batch.run"
+
+
+def job_key(pipeline: str, job_id: str, name: str = "status.json") -> str:
+    """Where a batch job writes its status and its predictions."""
+    return f"predictions/{pipeline}/{job_id}/{name}"
+
+
+def production_model(
+    store: Store, pipeline: str, *, onnx: bool, signing_key: bytes
+) -> tuple[int, BatchModel]:
+    """The pipeline's production version, loaded (signed manifest checked) for scoring."""
+    pointer = get_alias(store, pipeline, "production")
+    if pointer is None:
+        raise DataError(f"pipeline {pipeline!r} has no production model yet", field="pipeline")
+    record, data = load_version(store, pipeline, int(pointer["version"]), signing_key=signing_key)
+    scorer = load_scorer(store, record, data, loader=load_model, onnx=onnx, signing_key=signing_key)
+    inputs = CompiledSignature.compile(record["signature"]["inputs"])
+    return int(record["version"]), BatchModel(inputs, scorer, class_labels(record, scorer))
+
+
+def run_job(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
+    """Score the file once; the status says running, then succeeded or failed with the reason."""
+    key = job_key(job.pipeline, job.job_id)
+    try:
+        if store.get_json(key).get("state") in ("succeeded", "failed"):
+            return dict(store.get_json(key))  # a redelivered job that already ended
+    except NotFound:
+        pass
+    base = {"job_id": job.job_id, "pipeline": job.pipeline, "source": job.key, "started": now()}
+    store.put_json(key, {**base, "state": "running"})
+    clock = time.perf_counter()
+    try:
+        status = {**base, **_score(store, settings, job), "state": "succeeded"}
+    except DataError as exc:
+        status = {**base, "state": "failed", "error": str(exc), "field": exc.field}
+    status.update(finished=now(), seconds=round(time.perf_counter() - clock, 3))
+    store.put_json(key, status)
+    return status
+
+
+def _score(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
+    version, model = production_model(
+        store,
+        job.pipeline,
+        onnx=settings.serve_runtime == "auto",
+        signing_key=settings.signing_key_bytes(),
+    )
+    name = PurePosixPath(job.key).name
+    output = job_key(job.pipeline, job.job_id, f"{PurePosixPath(name).stem}.predictions.csv")
+    with tempfile.TemporaryDirectory(prefix="cauce-batch-") as tmp:
+        source, target = Path(tmp) / name, Path(tmp) / "out.csv"
+        store.download(job.key, source)
+        counts = score_file(model, source, target, rows=settings.batch_chunk_rows)
+        store.upload(target, output)
+    return {"model_version": version, "runtime": model.scorer.runtime, "output": output, **counts}
+
+
+def create_worker(settings: Settings | None = None) -> Celery:
+    """The batch worker's Celery app with `batch.run` registered."""
+    settings = settings or load_settings()
+    app = create_celery(settings, "batch")
+    store = Store.from_settings(settings)
+
+    @app.task(name=TASK, bind=True, max_retries=8)
+    def run(task: Task, **body: Any) -> None:
+        try:
+            job = ScoreFile.model_validate(body)
+        except ValidationError as exc:
+            log.error("dropping malformed batch message %r: %s", body, exc)
+            return
+        try:
+            run_job(store, settings, job)
+        except TransientError as exc:
+            raise task.retry(countdown=min(60, 2**task.request.retries), exc=exc) from exc
+
+    return app

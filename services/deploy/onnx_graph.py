@@ -1,0 +1,118 @@
+"""Building the ONNX graph of a fitted pipeline so that it answers as scikit-learn does.
+
+skl2onnx runs a whole pipeline in float32, and a tree compares a feature with its threshold:
+a scaled value that float32 rounds across a threshold flips the branch (seen on real data:
+probabilities off by 0.02). So the feature transformer runs in float64 (its numeric imputers
+rewritten as standard IsNaN/Where ops, which onnxruntime runs in double), and only its output
+is cast to float32 for the estimator, as scikit-learn's trees themselves do.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto, TensorProto, compose, helper, numpy_helper
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+
+from shared.runtime import MISSING_TEXT
+
+OPSETS = {"": 18, "ai.onnx.ml": 3}
+FEATURES = "cauce_features"
+
+
+def onnx_ready(model: Any) -> Any:
+    """A copy whose text imputers treat MISSING_TEXT as missing (ONNX cannot impute NaN text)."""
+    ready = copy.deepcopy(model)
+    stack = [ready]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, SimpleImputer) and node.statistics_.dtype == object:
+            node.missing_values = MISSING_TEXT
+        stack.extend(step for _, step in getattr(node, "steps", []))
+        stack.extend(
+            step for _, step, _ in getattr(node, "transformers_", []) if not isinstance(step, str)
+        )
+    return ready
+
+
+def _inputs(signature: list[dict[str, str]]) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    text = {"string"}
+    return [
+        (
+            s["name"],
+            StringTensorType([None, 1]) if s["type"] in text else DoubleTensorType([None, 1]),
+        )
+        for s in signature
+    ]
+
+
+def _double_imputers(graph: Any) -> None:
+    """Replace ai.onnx.ml Imputer nodes (float32 only in onnxruntime) by IsNaN and Where."""
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "Imputer":
+            nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        fill = np.array(attrs["imputed_value_floats"], dtype=np.float64).reshape(1, -1)
+        value, mask = f"{node.output[0]}_fill", f"{node.output[0]}_nan"
+        nodes += [
+            helper.make_node("Constant", [], [value], value=numpy_helper.from_array(fill)),
+            helper.make_node("IsNaN", [node.input[0]], [mask]),
+            helper.make_node("Where", [mask, value, node.input[0]], [node.output[0]]),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _with_opsets(model: ModelProto) -> ModelProto:
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(domain, v) for domain, v in OPSETS.items())
+    return model
+
+
+def _transformer(transformer: Any, signature: list[dict[str, str]]) -> ModelProto:
+    from skl2onnx import convert_sklearn
+
+    graph = convert_sklearn(transformer, initial_types=_inputs(signature), target_opset=OPSETS)
+    _double_imputers(graph.graph)
+    output = graph.graph.output.pop()
+    graph.graph.node.append(
+        helper.make_node("Cast", [output.name], [FEATURES], to=TensorProto.FLOAT)
+    )
+    graph.graph.output.append(helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, None))
+    return _with_opsets(graph)
+
+
+def _estimator(estimator: Any, *, classify: bool) -> ModelProto:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    options = {id(estimator): {"zipmap": False}} if classify else None
+    width = int(estimator.n_features_in_)
+    graph = convert_sklearn(
+        estimator,
+        initial_types=[("features", FloatTensorType([None, width]))],
+        options=options,
+        target_opset=OPSETS,
+    )
+    return compose.add_prefix(_with_opsets(graph), "estimator_")
+
+
+def to_onnx(model: Any, signature: list[dict[str, str]], *, classify: bool) -> bytes:
+    """The pipeline (features transformer, then estimator) as one ONNX graph, one [rows, 1]
+    input per signature column; ValueError for any other shape of model."""
+    if not isinstance(model, Pipeline) or len(model.steps) != 2:
+        raise ValueError("only a two-step pipeline (features, estimator) is exported to ONNX")
+    ready = onnx_ready(model)
+    merged = compose.merge_models(
+        _transformer(ready[0], signature),
+        _estimator(ready[-1], classify=classify),
+        io_map=[(FEATURES, "estimator_features")],
+    )
+    return bytes(merged.SerializeToString())

@@ -1,0 +1,161 @@
+"""Recovery: the bucket and the heartbeats are enough to finish what a lost worker or queue dropped.
+
+Every run that has not ended is checked now and then. Work that should be happening but shows no
+fresh heartbeat and has no message waiting in its queue is sent again; every task is idempotent,
+so a copy sent by mistake only repeats a check.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import redis
+from celery import Celery
+
+from shared.config import Settings
+from shared.errors import NotFound
+from shared.heartbeat import last_beat
+from shared.messages import RunStage, RunTrial
+from shared.pipeline import TASKS
+from shared.runs import describe_run, is_terminal, list_run_ids, read_run, read_status
+from shared.storage import Store
+
+log = logging.getLogger(__name__)
+
+LEDGER = "cauce:ledger:incoming"  # drop (key|etag|time) -> run id
+SENT = "cauce:ledger:started"  # run ids whose ingest message was sent
+ACTIVE = "cauce:runs:active"  # runs not yet ended
+EPOCH = "cauce:runs:epoch"  # present while the broker still holds the three above
+TRIAL = re.compile(r"/trials/(\d{5})\.(json|heartbeat)$")
+
+
+class Recovery:
+    """Finds stalled work of unfinished runs and sends it again."""
+
+    def __init__(self, *, store: Store, broker: redis.Redis, app: Celery, settings: Settings):
+        self.store, self.broker, self.app, self.settings = store, broker, app, settings
+
+    def track(self, run_id: str) -> None:
+        """Watch a new run until it ends."""
+        self.broker.sadd(ACTIVE, run_id)
+
+    def ensure_ledger(self) -> None:
+        """Rebuild the ledgers from the bucket if the broker lost them (a restart without data)."""
+        if self.broker.exists(EPOCH):
+            return
+        run_ids = list_run_ids(self.store)
+        log.warning(
+            "the broker holds no ledger; rebuilding it from %s runs in the bucket", len(run_ids)
+        )
+        for run_id in run_ids:
+            try:
+                source = read_run(self.store, run_id)["source"]
+            except NotFound:
+                continue
+            entry = f"{source['key']}|{source['etag']}|{source.get('modified', '')}"
+            self.broker.hset(LEDGER, entry, run_id)
+            self.broker.sadd(SENT, run_id)
+            self.broker.sadd(ACTIVE, run_id)  # the sweep drops those that have ended
+        self.broker.set(EPOCH, time.time())
+
+    def sweep(self) -> list[str]:
+        """Check every unfinished run once; return what was sent again."""
+        self.ensure_ledger()
+        resent: list[str] = []
+        for raw in self.broker.smembers(ACTIVE):
+            run_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            try:
+                view = describe_run(self.store, run_id)
+            except NotFound:
+                self.broker.srem(ACTIVE, run_id)
+                continue
+            if is_terminal(view):
+                self.broker.srem(ACTIVE, run_id)
+                continue
+            resent += self.check(view)
+        return resent
+
+    def check(self, view: dict[str, Any]) -> list[str]:
+        """Send again whatever of this run has stalled."""
+        stages = view["stages"]
+        index = next(i for i, s in enumerate(stages) if s["state"] not in ("succeeded", "skipped"))
+        stage, message = stages[index], RunStage(run_id=view["run_id"], pipeline=view["pipeline"])
+        if stage["state"] == "pending":
+            since = stages[index - 1]["finished"] if index else view["created"]
+            quiet = self._age(since)
+        else:
+            status = read_status(self.store, message.run_id, stage["stage"]) or {}
+            if stage["stage"] == "train" and "trials_planned" in status:
+                return self.check_trials(message)
+            beat = last_beat(self.store, f"runs/{message.run_id}/{stage['stage']}/heartbeat.json")
+            quiet = time.time() - beat if beat else self._age(stage["started"])
+        if quiet < self.settings.stale_seconds or self.queued(stage["stage"], message.run_id):
+            return []
+        return [self.send(TASKS[stage["stage"]], stage["stage"], message.model_dump())]
+
+    def check_trials(self, message: RunStage) -> list[str]:
+        """Resend due trials that nobody runs, or the selection once every trial has a result."""
+        prefix = f"runs/{message.run_id}/train/"
+        plan = self.store.get_json(prefix + "plan.json")
+        count, parallel = len(plan["trials"]), plan["parallelism"]
+        results, beats = self._trial_files(prefix)
+        if len(results) == count:
+            beat = last_beat(self.store, prefix + "heartbeat.json") or 0.0
+            if time.time() - max(beat, max(results.values())) < self.settings.stale_seconds:
+                return []
+            if self.queued("train", message.run_id, "train.select"):
+                return []
+            return [self.send("train.select", "train", message.model_dump())]
+        sent = []
+        for index in range(count):
+            due = index < parallel or index - parallel in results
+            if index in results or not due:
+                continue
+            last = beats.get(index) or results.get(index - parallel) or self._age_ts(plan)
+            if time.time() - last < self.settings.stale_seconds:
+                continue
+            trial = RunTrial(**message.model_dump(), index=index)
+            if not self.queued("train", message.run_id, f"'index': {index}}}"):
+                sent.append(self.send("train.trial", "train", trial.model_dump()))
+        return sent
+
+    def _trial_files(self, prefix: str) -> tuple[dict[int, float], dict[int, float]]:
+        results: dict[int, float] = {}
+        beats: dict[int, float] = {}
+        for item in self.store.list_objects(prefix + "trials/"):
+            match = TRIAL.search(item.key)
+            if match:
+                target = results if match.group(2) == "json" else beats
+                target[int(match.group(1))] = datetime.fromisoformat(item.modified).timestamp()
+        return results, beats
+
+    def _age_ts(self, plan: dict[str, Any]) -> float:
+        return float(plan.get("created_at", 0.0))
+
+    @staticmethod
+    def _age(iso: str | None) -> float:
+        return time.time() - datetime.fromisoformat(iso).timestamp() if iso else 0.0
+
+    def queued(self, queue: str, run_id: str, marker: str = "") -> bool:
+        """Whether a message about this run (and marker) waits in the queue."""
+        return any(run_id in text and marker in text for text in self._messages(queue))
+
+    def _messages(self, queue: str) -> Iterator[str]:
+        for raw in self.broker.lrange(queue, 0, -1):
+            yield raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+    def send(self, task: str, queue: str, kwargs: dict[str, Any]) -> str:
+        """Send a task again and say so."""
+        log.warning(
+            "recovery: sending %s again for run %s %s",
+            task,
+            kwargs["run_id"],
+            {k: v for k, v in kwargs.items() if k == "index"},
+        )
+        self.app.send_task(task, kwargs=kwargs, queue=queue)
+        return f"{task} {kwargs['run_id']} {kwargs.get('index', '')}".strip()

@@ -1,0 +1,78 @@
+"""The search as separate tasks: a plan, one result object per trial, and who runs next."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Any
+
+from shared.artifacts import load_model
+from shared.context import StageContext
+from shared.errors import NotFound
+
+TRIAL_FILE = re.compile(r"/trials/(\d{5})\.json$")
+
+
+def trial_key(ctx: StageContext, index: int, suffix: str = "json") -> str:
+    """Where one trial's result (or its attempt counter) lives."""
+    return ctx.key(f"trials/{index:05d}.{suffix}")
+
+
+def finished_trials(ctx: StageContext) -> list[int]:
+    """The indexes of the trials that have a result."""
+    found = (TRIAL_FILE.search(item.key) for item in ctx.store.list_objects(ctx.key("trials/")))
+    return sorted(int(match.group(1)) for match in found if match)
+
+
+def load_results(ctx: StageContext, count: int) -> list[dict[str, Any]]:
+    """Every trial's result, in plan order."""
+    return [dict(ctx.store.get_json(trial_key(ctx, index))) for index in range(count)]
+
+
+def count_attempt(ctx: StageContext, index: int) -> int:
+    """Record one more start of a trial and return how many there have been."""
+    try:
+        attempts = int(ctx.store.get_json(trial_key(ctx, index, "attempts"))["attempts"])
+    except NotFound:
+        attempts = 0
+    ctx.store.put_json(trial_key(ctx, index, "attempts"), {"attempts": attempts + 1})
+    return attempts + 1
+
+
+def top_trials(
+    trials: list[dict[str, Any]], *, greater_is_better: bool, count: int = 5
+) -> list[dict[str, Any]]:
+    """The best succeeded trials, best first."""
+    scored = [t for t in trials if t.get("state") == "succeeded"]
+    scored.sort(key=lambda t: t["score"], reverse=greater_is_better)
+    return [
+        {k: t.get(k) for k in ("index", "estimator", "params", "score", "seconds", "worker")}
+        for t in scored[:count]
+    ]
+
+
+class TrialData:
+    """A worker's cache of the transformed splits of the last few runs it tuned."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self.runs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get(self, ctx: StageContext) -> dict[str, Any]:
+        """The run's transformed train and validation splits, read from the bucket once."""
+        if ctx.run_id not in self.runs:
+            self.runs[ctx.run_id] = self._load(ctx)
+            while len(self.runs) > self.size:
+                self.runs.popitem(last=False)
+        return self.runs[ctx.run_id]
+
+    @staticmethod
+    def _load(ctx: StageContext) -> dict[str, Any]:
+        spec = ctx.spec()
+        transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
+        data: dict[str, Any] = {}
+        for name, suffix in (("train", "train"), ("validation", "val")):
+            part = ctx.store.get_frame(ctx.key(f"{name}.parquet", "preprocess"))
+            data[f"X_{suffix}"] = transformer.transform(part.drop(columns=[spec.target]))
+            data[f"y_{suffix}"] = part[spec.target]
+        return data

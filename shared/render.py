@@ -1,0 +1,59 @@
+"""Plain-text views of runs for the CLI (JSON output needs none of this)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def run_lines(view: dict[str, Any]) -> list[str]:
+    """A run as lines: header, stages, best trials, metrics, gate and model."""
+    lines = [f"run {view['run_id']}  pipeline {view['pipeline']}  {view['state']}"]
+    if view["error"]:
+        lines.append(f"  error: {view['error']}")
+    if view.get("duplicate_of"):
+        lines.append(
+            f"  duplicate of run {view['duplicate_of']} (same data and spec; "
+            "submit with --force to train again)"
+        )
+    lines += [_stage_line(stage) for stage in view["stages"]]
+    lines += _trial_lines(view)
+    if view.get("metrics"):
+        shown = {
+            k: v for k, v in view["metrics"].items() if isinstance(v, int | float) and k != "rows"
+        }
+        lines.append("  test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+    if view.get("gate"):
+        verdict = "passed" if view["gate"]["passed"] else "not passed"
+        lines.append(f"  gate: {verdict} ({view['gate']['reason']})")
+    if view.get("model_version"):
+        promoted = " -> production" if view.get("promoted") else ""
+        lines.append(f"  model: v{view['model_version']}{promoted}")
+    return lines
+
+
+def _stage_line(stage: dict[str, Any]) -> str:
+    seconds = f"{stage['seconds']:.2f}s" if stage["seconds"] is not None else ""
+    note = f"  cached from run {stage['cached_from']}" if stage.get("cached_from") else ""
+    error = f"  {stage['error']}" if stage["error"] else ""
+    return f"  {stage['stage']:<11} {stage['state']:<10} {seconds:>8}{note}{error}"
+
+
+def _trial_lines(view: dict[str, Any]) -> list[str]:
+    top = view.get("top_trials") or []
+    if not top:
+        best = view.get("best")
+        if not best:
+            return []
+        return [
+            f"  best: {best['estimator']} {json.dumps(best['params'])} "
+            f"(validation {best['score']:.4f})"
+        ]
+    lines = [f"  best trials of {view.get('trials')} (validation score):"]
+    for trial in top:
+        seconds = f"{trial['seconds']:.2f}s" if trial.get("seconds") is not None else ""
+        lines.append(
+            f"    #{trial['index']:<4} {trial['score']:.4f}  {seconds:>7}  "
+            f"{trial['estimator']} {json.dumps(trial['params'])}  {trial.get('worker')}"
+        )
+    return lines

@@ -1,0 +1,156 @@
+"""Scoring a checked batch of columns with a model: onnxruntime when deploy exported one, else
+the scikit-learn pipeline loaded from skops. Both answer the same shape; neither pickles."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from shared.columns import Column
+from shared.errors import CauceError, RequestError
+from shared.registry import read_artifact
+from shared.storage import Store
+
+log = logging.getLogger(__name__)
+
+# The ONNX graph cannot impute a float NaN in a text column, so deploy rewrites the text imputers
+# to treat this sentinel as missing, and the fast path sends it for every missing text value.
+MISSING_TEXT = "\x00cauce:missing\x00"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Predictions for n rows and, for classifiers, an (n, classes) probability matrix."""
+
+    predictions: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+class Scorer(Protocol):
+    """What serving and batch scoring need from a loaded model."""
+
+    @property
+    def runtime(self) -> str:
+        """onnx or skops."""
+        ...
+
+    def score(self, columns: dict[str, Column]) -> Scored:
+        """Score typed columns (from CompiledSignature.check)."""
+        ...
+
+
+def frame(columns: dict[str, Column]) -> pd.DataFrame:
+    """The columns as the frame a scikit-learn pipeline was fitted on (gaps as NaN)."""
+    data: dict[str, Any] = {}
+    for name, column in columns.items():
+        values = column.values
+        if column.kind == "string":
+            assert column.missing is not None
+            data[name] = pd.Series(np.where(column.missing, np.nan, values), dtype="str")
+        elif column.kind == "long" and not np.isnan(values).any():
+            data[name] = values.astype(np.int64)
+        else:
+            data[name] = values
+    return pd.DataFrame(data)
+
+
+@dataclass(frozen=True)
+class SklearnScorer:
+    """A fitted scikit-learn pipeline, fed one DataFrame per call."""
+
+    estimator: Any
+    classify: bool
+    runtime: str = "skops"
+
+    def score(self, columns: dict[str, Column]) -> Scored:
+        """predict (and predict_proba for classifiers) on the columns as a frame."""
+        rows = frame(columns)
+        try:
+            predictions = np.asarray(self.estimator.predict(rows))
+            proba = None
+            if self.classify and hasattr(self.estimator, "predict_proba"):
+                proba = np.asarray(self.estimator.predict_proba(rows), dtype=np.float64)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RequestError(
+                f"the model could not score these rows: {exc}", field="inputs", status=422
+            ) from exc
+        return Scored(predictions, proba)
+
+
+def onnx_feeds(columns: dict[str, Column]) -> dict[str, np.ndarray]:
+    """One [rows, 1] tensor per input: float64 for numbers and flags, text with the sentinel."""
+    feeds: dict[str, np.ndarray] = {}
+    for name, column in columns.items():
+        if column.kind == "string":
+            assert column.missing is not None
+            values = column.values
+            if column.missing.any():
+                values = np.where(column.missing, MISSING_TEXT, values).astype(object)
+            feeds[name] = values.reshape(-1, 1)
+        else:
+            feeds[name] = column.values.astype(np.float64).reshape(-1, 1)
+    return feeds
+
+
+class OnnxScorer:
+    """An ONNX graph of the whole pipeline on onnxruntime, one thread per session."""
+
+    runtime = "onnx"
+
+    def __init__(self, model: bytes, *, classify: bool) -> None:
+        import onnxruntime as ort  # imported here: only processes that serve ONNX pay for it
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.outputs = [output.name for output in self.session.get_outputs()]
+        self.classify = classify
+
+    def score(self, columns: dict[str, Column]) -> Scored:
+        """Run the graph: label and probabilities for classifiers, the value for regressors."""
+        try:
+            results = self.session.run(self.outputs, onnx_feeds(columns))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise RequestError(
+                f"the model could not score these rows: {exc}", field="inputs", status=422
+            ) from exc
+        if self.classify:
+            return Scored(np.asarray(results[0]).ravel(), np.asarray(results[1]))
+        return Scored(np.asarray(results[0]).ravel())
+
+
+def load_scorer(
+    store: Store,
+    record: dict[str, Any],
+    model: bytes,
+    *,
+    loader: Callable[[bytes], Any],
+    onnx: bool,
+    signing_key: bytes,
+) -> Scorer:
+    """onnxruntime when deploy kept an ONNX export (and `onnx` allows it), else skops."""
+    classify = record.get("task") == "classification"
+    if onnx and (record.get("onnx") or {}).get("file"):
+        try:
+            data = read_artifact(store, record, record["onnx"]["file"], signing_key=signing_key)
+            return OnnxScorer(data, classify=classify)
+        except (CauceError, RuntimeError, ValueError) as exc:
+            log.warning(
+                "ONNX model of %s v%s not used: %s", record["pipeline"], record["version"], exc
+            )
+    return SklearnScorer(loader(model), classify)
+
+
+def class_labels(record: dict[str, Any], scorer: Scorer) -> list[str]:
+    """The names of the probability columns: the recorded classes, else the estimator's."""
+    if record.get("task") != "classification":
+        return []
+    classes = record.get("classes") or getattr(getattr(scorer, "estimator", None), "classes_", [])
+    return [str(label) for label in classes]

@@ -1,0 +1,118 @@
+"""Tuning across train workers, step caching and duplicate drops, driven as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.datasets import cancer_frame, diabetes_frame
+from tests.e2e.conftest import Stack
+from tests.e2e.helpers import run_for, wait_run
+
+SLOW_SEARCH = """target: progression
+models:
+  - estimator: random_forest
+    search: {n_estimators: [600, 800, 1000], max_depth: [4, 8, null], min_samples_leaf: [1, 5]}
+tuning: {trials: 10, parallelism: 2, sampler: random}
+"""
+
+
+def _running_trial(stack: Stack, run_id: str, timeout: float = 60) -> tuple[int, int]:
+    """(trial index, worker pid) of a trial that is being fitted right now."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for item in stack.store.list_objects(f"runs/{run_id}/train/trials/"):
+            index = item.key.rsplit("/", 1)[-1].split(".")[0]
+            if item.key.endswith(".heartbeat") and not stack.store.exists(
+                item.key.replace(".heartbeat", ".json")
+            ):
+                worker = stack.store.get_json(item.key)["worker"]
+                return int(index), int(worker.rsplit(":", 1)[1])
+        time.sleep(0.1)
+    raise AssertionError("no trial was seen running")
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_search_spreads_over_workers_and_survives_a_killed_one(stack: Stack) -> None:
+    stack.store.put_bytes("pipelines/tuned.yaml", SLOW_SEARCH.encode())
+    stack.store.put_bytes("incoming/tuned/d.csv", diabetes_frame().to_csv(index=False).encode())
+    run_id = run_for(stack.store, "incoming/tuned/d.csv")
+    index, child = _running_trial(stack, run_id)
+    worker = _parent(child)  # the Celery worker whose pool child fits the trial
+    os.killpg(os.getpgid(worker), signal.SIGKILL)  # the whole worker, as `docker kill` would
+    assert stack.store.exists(f"runs/{run_id}/train/trials/{index:05d}.json") is False
+    assert worker in [int(p.read_text()) for p in (stack.home / "pids").glob("train-*.pid")]
+
+    run = wait_run(stack.store, run_id, timeout=240)
+    assert run["state"] == "succeeded", run["error"]
+    trials = stack.store.get_json(f"runs/{run_id}/train/trials.json")
+    assert [t["index"] for t in trials] == list(range(10))
+    assert all(t["state"] == "succeeded" for t in trials)
+    assert trials[index]["attempts"] >= 2  # the killed trial ran again, elsewhere or restarted
+    assert len({t["worker"] for t in trials}) >= 2
+    assert run["trials"] == 10 and len(run["top_trials"]) == 5
+    scores = [t["score"] for t in run["top_trials"]]
+    assert scores == sorted(scores)  # rmse: lower is better, best first
+
+    shown = stack.cli("run", run_id).stdout
+    assert "best trials of 10" in shown and "random_forest" in shown
+    selections = [
+        line
+        for log in (stack.home / "logs").glob("train-*.log")
+        for line in log.read_text().splitlines()
+        if run_id in line and "selection ran" in line
+    ]
+    assert len(selections) == 1, selections
+
+
+def test_identical_stages_are_reused_and_recomputed_when_their_artifacts_are_gone(
+    stack: Stack, tmp_path: Path
+) -> None:
+    data = tmp_path / "cancer.csv"
+    cancer_frame().to_csv(data, index=False)
+
+    def submit(*flags: str) -> dict:
+        args = ["submit", str(data), "-p", "cached", "--target", "diagnosis", "--wait", "--json"]
+        return json.loads(stack.cli(*args, *flags).stdout)
+
+    def cached(run: dict) -> dict[str, str | None]:
+        return {s["stage"]: s["cached_from"] for s in run["stages"]}
+
+    first = submit()
+    second = submit("--force")
+    assert cached(first) == dict.fromkeys(("ingest", "preprocess", "train", "evaluate", "deploy"))
+    assert cached(second)["preprocess"] == first["run_id"]
+    assert cached(second)["train"] == first["run_id"]
+    assert second["best"] == first["best"] and second["state"] == "succeeded"
+    assert second["top_trials"] == first["top_trials"]  # the trials were not run again
+
+    stack.store.delete(f"runs/{first['run_id']}/train/model.skops")
+    stack.store.delete(f"runs/{second['run_id']}/train/model.skops")
+    third = submit("--force")
+    assert cached(third)["preprocess"] == first["run_id"] and cached(third)["train"] is None
+
+    fourth = submit("--force", "--no-cache")
+    assert set(cached(fourth).values()) == {None}
+    assert "cached from run" in stack.cli("run", second["run_id"]).stdout
+
+
+def test_the_same_content_again_is_a_duplicate_unless_forced(stack: Stack) -> None:
+    body = cancer_frame().to_csv(index=False).encode()
+    stack.store.put_bytes("pipelines/dupes.yaml", b"target: diagnosis\n")
+    stack.store.put_bytes("incoming/dupes/monday.csv", body)
+    first = wait_run(stack.store, run_for(stack.store, "incoming/dupes/monday.csv"))
+    stack.store.put_bytes("incoming/dupes/tuesday.csv", body)  # same bytes, another name
+    again = wait_run(stack.store, run_for(stack.store, "incoming/dupes/tuesday.csv"))
+    assert first["state"] == again["state"] == "succeeded"
+    assert again["duplicate_of"] == first["run_id"]
+    assert again["model_version"] == first["model_version"] == 1
+    assert [s["state"] for s in again["stages"]] == ["succeeded"] + ["skipped"] * 4
+    assert [m["version"] for m in stack.cli_json("models", "dupes")] == [1]
+    shown = stack.cli("run", again["run_id"]).stdout
+    assert f"duplicate of run {first['run_id']}" in shown

@@ -1,0 +1,82 @@
+"""Two deploys of one pipeline at the same moment: both versions kept, both moves recorded."""
+
+from __future__ import annotations
+
+import threading
+
+from services.deploy.tasks import deploy
+from shared.config import Settings
+from shared.messages import RunStage
+from shared.registry import alias_history, get_alias, list_versions
+from shared.runs import create_run, write_status
+from shared.stage import StageRunner
+from shared.storage import Store
+from tests.integration.test_stage import FakeTask
+
+
+def _evaluated_run(store: Store, run_id: str) -> RunStage:
+    """A run whose stages up to evaluate succeeded and whose gate passed."""
+    create_run(
+        store,
+        run_id=run_id,
+        pipeline="race",
+        source={"key": f"incoming/race/{run_id}"},
+        spec_text=None,
+    )
+    write_status(
+        store,
+        run_id,
+        "ingest",
+        state="succeeded",
+        task="regression",
+        target="y",
+        sha256=run_id.lower(),
+    )
+    write_status(
+        store,
+        run_id,
+        "train",
+        state="succeeded",
+        metric="rmse",
+        classes=None,
+        best={"estimator": "ridge", "params": {}, "score": 1.0},
+    )
+    write_status(
+        store,
+        run_id,
+        "evaluate",
+        state="succeeded",
+        metrics={"rmse": 1.0},
+        gate={"passed": True, "reason": "no production model yet"},
+    )
+    store.put_json(f"runs/{run_id}/preprocess/signature.json", [{"name": "x", "type": "double"}])
+    store.put_bytes(f"runs/{run_id}/train/model.skops", f"model of {run_id}".encode())
+    return RunStage(run_id=run_id, pipeline="race")
+
+
+def test_concurrent_deploys_keep_both_versions_and_record_both_moves(
+    store: Store, settings: Settings
+) -> None:
+    runner = StageRunner(stage="deploy", store=store, settings=settings, work=deploy)
+    runs = [_evaluated_run(store, f"01JRACE{n}000000000000000000"[:26]) for n in "AB"]
+    start = threading.Barrier(2)
+
+    def go(message: RunStage) -> None:
+        start.wait()
+        runner(FakeTask(), message)  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=go, args=(message,)) for message in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    versions = list_versions(store, "race")
+    assert sorted(v["version"] for v in versions) == [1, 2]
+    assert sorted(v["run_id"] for v in versions) == sorted(m.run_id for m in runs)
+    history = alias_history(store, "race")
+    assert sorted(move["version"] for move in history) == [1, 2]
+    final = get_alias(store, "race")
+    assert final is not None and final["version"] in (1, 2)
+    first = next(move for move in history if move["version"] != final["version"])
+    assert final["previous"] == first["version"]  # the later move saw the earlier one
