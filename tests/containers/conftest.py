@@ -62,6 +62,7 @@ class ComposeStack:
     settings: Settings
     store: Store
     serve_url: str
+    api_token: str
     cli_env: dict[str, str] = field(default_factory=dict)
 
     def compose(
@@ -111,11 +112,13 @@ def write_env_file(path: Path, *, s3_port: int, serve_port: int) -> dict[str, st
         "CAUCE_S3_SECRET_KEY": secrets.token_urlsafe(24),
         "CAUCE_BROKER_PASSWORD": secrets.token_hex(16),
         "CAUCE_BUCKET": "cauce",
+        "CAUCE_SIGNING_KEY": secrets.token_urlsafe(32),
+        "CAUCE_API_TOKEN": secrets.token_urlsafe(24),
         "CAUCE_S3_PORT": str(s3_port),
         "CAUCE_SERVE_PORT": str(serve_port),
-        # Short enough for a test: a task killed by `docker kill` comes back after the broker's
-        # visibility timeout, which is this time limit plus 300 s.
-        "CAUCE_TASK_TIME_LIMIT": "60",
+        # Shorter than the defaults (60 s, 30 s) so that a killed worker's work is sent again, and
+        # a stopping worker hands its task back, within a test's patience.
+        "CAUCE_STALE_SECONDS": "10",
         "CAUCE_SHUTDOWN_GRACE_SECONDS": "3",
         "CAUCE_ENV_FILE": str(path),
     }
@@ -129,8 +132,10 @@ def timed(what: str, command: list[str], env: dict[str, str], timeout: float) ->
     start = time.monotonic()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
-        pytest.fail(f"{what} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
-                    f"{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{what} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+            f"{result.stderr[-4000:]}"
+        )
     return round(time.monotonic() - start, 1)
 
 
@@ -152,7 +157,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     FIGURES["compose_build_s"] = timed("docker compose build", [*base, "build"], env, 1500)
     size = subprocess.run(
         ["docker", "image", "inspect", "-f", "{{.Size}}", "cauce-local/cauce:test"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     FIGURES["cauce_image_mb"] = round(int(size.stdout) / 1e6)
     settings = Settings(
@@ -172,7 +180,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
         CAUCE_SERVE_PORT=str(serve_port),
     )
     running = ComposeStack(
-        project, base, env, settings, Store.from_settings(settings), settings.serve_url, cli_env
+        project,
+        base,
+        env,
+        settings,
+        Store.from_settings(settings),
+        settings.serve_url,
+        values["CAUCE_API_TOKEN"],
+        cli_env,
     )
     try:
         FIGURES["up_to_healthy_s"] = timed(
