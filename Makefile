@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning \
-	bench-serving bench-console clean
+	bench-serving bench-console test-containers clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -35,6 +35,12 @@ browser:
 # The README's pictures of the console, taken by its browser test.
 screenshots: $(STAMP) browser
 	CAUCE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_console_browser.py
+
+# Builds the images and drives `docker compose` (needs a running Docker engine and root for
+# debootstrap; .ci/run sets both up).
+test-containers: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[containers]'
+	$(BIN)/python -m pytest -q -m containers tests/containers
 
 up: $(STAMP)
 	$(BIN)/cauce up

@@ -87,6 +87,14 @@ def _parse_workers(values: tuple[str, ...]) -> dict[str, int]:
 
 
 @main.command()
+def init() -> None:
+    """Create the bucket if it does not exist (compose runs this once against a new store)."""
+    store = _store()
+    store.ensure_bucket()
+    click.echo(f"bucket {store.bucket} is ready")
+
+
+@main.command()
 def down() -> None:
     """Stop every process of the local stack (data is kept)."""
     home = _settings().home

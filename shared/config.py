@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # Fault injection for tests only: "ingest=3,deploy=2" holds each stage that long after its
     # work, before its status is written, so a test can kill or stop it mid-stage.
     debug_stage_delay: str = ""
+    # A stopping worker (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as in compose) waits this
+    # long for its task, then hands the task back to the queue.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
     def signing_key_bytes(self) -> bytes:
         """The model-signing key; a clear error when none is configured."""

@@ -27,6 +27,8 @@ def create_celery(settings: Settings, name: str) -> Celery:
         # Redis redelivers an unacked message after this long: keep it above the time limit.
         broker_transport_options={"visibility_timeout": settings.task_time_limit + 300},
         broker_connection_retry_on_startup=True,
+        # Soft shutdown: finish the current task within the grace period or hand it back.
+        worker_soft_shutdown_timeout=settings.shutdown_grace_seconds,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         enable_utc=True,
