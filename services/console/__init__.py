@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask
 
 from services.console.api import api
+from services.console.auth import bp as auth_bp
+from services.console.auth import require_token
 from services.console.handlers import register_handlers
 from services.console.runlist import RunCache
 from services.console.views_models import models_bp
@@ -30,8 +32,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.extensions["cauce.store"] = store
     app.extensions["cauce.pool"] = ThreadPoolExecutor(READERS, thread_name_prefix="console-read")
     app.extensions["cauce.runs"] = RunCache()
-    # Bearer-token auth arrives as one more app.before_request hook, next to the origin check.
+    app.before_request(require_token)  # off unless CAUCE_API_TOKEN is set
     register_handlers(app)
-    for blueprint in (runs_bp, models_bp, start_bp, api):
+    for blueprint in (auth_bp, runs_bp, models_bp, start_bp, api):
         app.register_blueprint(blueprint)
     return app

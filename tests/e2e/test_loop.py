@@ -47,7 +47,7 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
     assert set(body["predictions"]) <= {"benign", "malignant"}
     assert abs(sum(body["probabilities"][0].values()) - 1) < 1e-6
 
-    models = stack.cli_json("models")
+    models = stack.cli_json("models", "cancer")
     assert [(m["pipeline"], m["version"], m["aliases"]) for m in models] == [
         ("cancer", 1, ["production"])
     ]
