@@ -99,6 +99,9 @@ def weed_argv(*, s3_port: int, data_dir: Path, host: str = "127.0.0.1") -> list[
         f"-admin.port={ports['admin']}",
         "-admin.ui=false",
         "-webdav=false",
+        # Every bucket is a collection with volumes of its own; the default cap (about 65)
+        # runs out after as many buckets. Volumes are sparse files, so allow many.
+        "-volume.max=2000",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]
