@@ -105,7 +105,9 @@ class ComposeStack:
         return json.loads(result.stdout)
 
 
-def write_env_file(path: Path, *, s3_port: int, serve_port: int) -> dict[str, str]:
+def write_env_file(
+    path: Path, *, s3_port: int, serve_port: int, console_port: int
+) -> dict[str, str]:
     """A `.env` as a user would make from .env.example, with fresh secrets and free ports."""
     values = {
         "CAUCE_S3_ACCESS_KEY": f"cauce-{secrets.token_hex(4)}",
@@ -116,6 +118,7 @@ def write_env_file(path: Path, *, s3_port: int, serve_port: int) -> dict[str, st
         "CAUCE_API_TOKEN": secrets.token_urlsafe(24),
         "CAUCE_S3_PORT": str(s3_port),
         "CAUCE_SERVE_PORT": str(serve_port),
+        "CAUCE_CONSOLE_PORT": str(console_port),
         # Shorter than the defaults (60 s, 30 s) so that a killed worker's work is sent again, and
         # a stopping worker hands its task back, within a test's patience.
         "CAUCE_STALE_SECONDS": "10",
@@ -149,8 +152,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     FIGURES["build_local_images_s"] = timed(
         "images/build.sh", [str(HERE / "images" / "build.sh")], env, timeout=1500
     )
-    s3_port, serve_port = free_port(), free_port()
-    values = write_env_file(scratch / ".env", s3_port=s3_port, serve_port=serve_port)
+    s3_port, serve_port, console_port = free_port(), free_port(), free_port()
+    values = write_env_file(
+        scratch / ".env", s3_port=s3_port, serve_port=serve_port, console_port=console_port
+    )
     project = f"cauce-test-{uuid.uuid4().hex[:6]}"
     files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(HERE / "compose.local.yml")]
     base = [*base, "-p", project, "--env-file", str(scratch / ".env"), *files]

@@ -170,14 +170,18 @@ def test_only_s3_and_serving_are_published_on_loopback_and_nothing_runs_as_root(
     stack: ComposeStack,
 ) -> None:
     published = {}
-    for service in ("broker", "s3", "watcher", "serve", *WORKER_SERVICES):
+    for service in ("broker", "s3", "watcher", "serve", "console", *WORKER_SERVICES):
         for container in stack.containers(service):
             for port, bindings in (container["NetworkSettings"]["Ports"] or {}).items():
                 for binding in bindings or []:
                     published[(service, port)] = binding["HostIp"]
             user = stack.compose("exec", "-T", service, "id", "-u").stdout.strip()
             assert user != "0", f"{service} runs as root"
-    assert published == {("s3", "8333/tcp"): "127.0.0.1", ("serve", "8080/tcp"): "127.0.0.1"}
+    assert published == {
+        ("s3", "8333/tcp"): "127.0.0.1",
+        ("serve", "8080/tcp"): "127.0.0.1",
+        ("console", "8081/tcp"): "127.0.0.1",
+    }
 
     anonymous = s3_client(stack, signature_version=UNSIGNED)
     with pytest.raises(ClientError) as refused:
