@@ -23,14 +23,13 @@ import requests
 from bench.load import open_loop, wrk
 from bench.serving_model import SPEC, bodies, write_dataset
 from bench.serving_report import Row, print_table
-from shared.config import load_settings
+from bench.stack import local_stack
 from shared.registry import get_alias, version_key
 from shared.servers import free_port
 from shared.storage import Store
 from shared.submit import find_run, submit_file, wait_for_run
 
 ROOT = Path(__file__).resolve().parent.parent
-CAUCE = str(Path(sys.executable).parent / "cauce")
 MLFLOW_VENV = ROOT / ".cache" / "bench-mlflow"
 MLFLOW_PINS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "skops==0.16.0"]
 PIPELINE = "bench"
@@ -44,7 +43,13 @@ def deploy_through_cauce(store: Store, workdir: Path) -> dict:
     run_id = None
     while run_id is None:
         time.sleep(0.2)
-        run_id = find_run(store, key=upload["key"], etag=upload["etag"], after=upload["after"])
+        run_id = find_run(
+            store,
+            key=upload["key"],
+            etag=upload["etag"],
+            modified=upload["modified"],
+            after=upload["after"],
+        )
     view = wait_for_run(store, run_id, timeout=600)
     assert view["state"] == "succeeded", view["error"]
     pointer = get_alias(store, PIPELINE)
@@ -163,17 +168,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="cauce-bench-serving-"))
-    env = {
-        "CAUCE_HOME": str(workdir / "home"),
-        "CAUCE_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "CAUCE_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port(also_free_at=10000)}",
-        "CAUCE_SERVE_PORT": str(free_port()),
-    }
-    os.environ.update(env)
-    subprocess.run([CAUCE, "up"], check=True)
-    try:
-        settings = load_settings()
-        store = Store.from_settings(settings)
+    with local_stack() as (store, settings):
         record = deploy_through_cauce(store, workdir)
         skops = store.get_bytes(version_key(PIPELINE, record["version"], "model.skops"))
         (workdir / "model.skops").write_bytes(skops)
@@ -183,8 +178,6 @@ def main() -> None:
         rows = [
             measure("cauce (gunicorn.conf.py)", url, args.seconds, args.connections, batch=True)
         ]
-    finally:
-        subprocess.run([CAUCE, "down"], check=False)
     rows += bench_mlflow(workdir, args)
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
