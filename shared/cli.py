@@ -18,7 +18,14 @@ from shared.registry import get_alias, list_pipelines, list_versions
 from shared.render import run_lines
 from shared.runs import describe_run, list_runs
 from shared.storage import Store
-from shared.submit import find_run, submit_file, wait_for_run
+from shared.submit import (
+    find_batch_job,
+    find_run,
+    submit_batch,
+    submit_file,
+    wait_for_batch,
+    wait_for_run,
+)
 
 
 def _settings() -> Settings:
@@ -177,6 +184,55 @@ def _print_progress(view: dict[str, Any]) -> None:
 
 def _print_run(view: dict[str, Any]) -> None:
     click.echo("\n".join(run_lines(view)))
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pipeline", "-p", required=True, help="Score with this pipeline's production.")
+@click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 if it fails.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Wait for the job, then download its predictions CSV here.",
+)
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job's status as JSON.")
+def batch(
+    file: Path, pipeline: str, wait: bool, output: Path | None, timeout: float, as_json: bool
+) -> None:
+    """Upload FILE to batch/<pipeline>/, which queues a batch prediction job."""
+    store = _store()
+    upload = submit_batch(store, file, pipeline=pipeline)
+    click.echo(f"uploaded s3://{store.bucket}/{upload['key']}", err=True)
+    if not wait and output is None:
+        return
+    deadline, job_id = time.monotonic() + 60.0, None
+    while job_id is None:
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                "no batch job queued within 60s: is the watcher running? (cauce status)"
+            )
+        time.sleep(0.3)
+        job_id = find_batch_job(store, pipeline=pipeline, key=upload["key"], after=upload["after"])
+    click.echo(f"batch job {job_id} queued", err=True)
+    status = wait_for_batch(store, pipeline, job_id, timeout=timeout)
+    if status["state"] == "succeeded" and output is not None:
+        store.download(status["output"], output)
+        click.echo(f"predictions written to {output}", err=True)
+    if as_json:
+        _emit(status)
+    elif status["state"] == "succeeded":
+        click.echo(
+            f"job {job_id} succeeded: {status['rows']} rows scored by {pipeline} "
+            f"v{status['model_version']} in {status['seconds']}s -> "
+            f"s3://{store.bucket}/{status['output']}"
+        )
+    else:
+        field = f" (field: {status['field']})" if status.get("field") else ""
+        click.echo(f"job {job_id} {status['state']}: {status.get('error') or ''}{field}")
+    if status["state"] != "succeeded":
+        sys.exit(1)
 
 
 @main.command()

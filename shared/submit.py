@@ -96,3 +96,39 @@ def _same_second(a: str | None, b: str) -> bool:
     if not a:
         return False
     return abs(datetime.fromisoformat(a).timestamp() - datetime.fromisoformat(b).timestamp()) < 1
+
+
+def submit_batch(store: Store, path: Path, *, pipeline: str) -> dict[str, Any]:
+    """Upload `path` to `batch/<pipeline>/`, where the watcher queues a batch prediction job."""
+    check_name(pipeline)
+    check_name(path.name, what="file")
+    store.ensure_bucket()
+    key = f"batch/{pipeline}/{path.name}"
+    started = str(ULID.from_timestamp(time.time() - 5))  # jobs queued from now on sort after
+    store.put_bytes(key, path.read_bytes())
+    return {"key": key, "pipeline": pipeline, "after": started}
+
+
+def find_batch_job(store: Store, *, pipeline: str, key: str, after: str) -> str | None:
+    """The id of the newest batch job queued for `key` since `after`, once it exists."""
+    for job_id in sorted(store.children(f"predictions/{pipeline}/"), reverse=True):
+        if job_id < after:
+            break
+        try:
+            if store.get_json(f"predictions/{pipeline}/{job_id}/status.json")["source"] == key:
+                return job_id
+        except NotFound:
+            continue
+    return None
+
+
+def wait_for_batch(store: Store, pipeline: str, job_id: str, *, timeout: float) -> dict[str, Any]:
+    """Poll a batch job's status until it succeeds or fails, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = dict(
+            store.get_json(f"predictions/{pipeline}/{job_id}/status.json")
+        )
+        if status["state"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.3)
