@@ -141,11 +141,8 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
 
 
 def serve_argv() -> list[str]:
-    """The prediction service as compose runs it: gunicorn with the measured settings."""
-    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
-    if not conf.exists():  # an install without the repository: Werkzeug's threaded server
-        return [sys.executable, "-m", "services.serve"]
-    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "services.serve.wsgi:app"]
+    """The prediction service as compose runs it: granian with the measured settings."""
+    return [sys.executable, "-m", "services.serve"]
 
 
 def healthy(proc: dict[str, Any]) -> bool:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def limit_threads() -> None:
     """One thread per process for the numeric libraries: a serving process answers many small
     requests at once, and thread pools per request only fight over the cores (see
-    docs/benchmarks.md). Processes scale out instead: gunicorn workers, replicas."""
+    docs/benchmarks.md). Processes scale out instead: granian workers, replicas."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)

@@ -1,29 +1,88 @@
-"""`python -m services.serve`: the prediction service on Werkzeug's threaded server."""
+"""`python -m services.serve`: the prediction service under granian with the measured settings
+(docs/benchmarks.md, "Prediction service"): one worker process per core, each running the app on
+one Python thread.
+
+Override the number of workers with WEB_CONCURRENCY; the address with CAUCE_SERVE_HOST and
+CAUCE_SERVE_PORT. For debugging, Flask's own server: `flask --app services.serve:create_app run`.
+"""
 
 from __future__ import annotations
 
-import logging
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, MutableMapping
 
-from werkzeug.serving import run_simple
+from shared.config import Settings, load_settings
+from shared.errors import CauceError
 
-from services.serve import create_app
-from shared.config import load_settings
+TARGET = "services.serve.wsgi:app"
+# Read once, when a worker loads the numeric libraries; create_app also caps them (threadpoolctl).
+ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_count(env: Mapping[str, str]) -> int:
+    """WEB_CONCURRENCY worker processes, else one per core."""
+    raw = env.get("WEB_CONCURRENCY", "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise CauceError(
+            f"WEB_CONCURRENCY must be a number of worker processes (1 or more): {raw!r}"
+        )
+    return int(raw)
+
+
+def granian_argv(settings: Settings, *, workers: int) -> list[str]:
+    """granian's command line: WSGI, one Python thread per worker, keep-alive, a deep backlog,
+    respawn of a crashed worker, no access log, and a stop that waits for requests in flight."""
+    # granian takes whole seconds, 1 to 1800.
+    grace = min(max(math.ceil(settings.shutdown_grace_seconds), 1), 1800)
+    # fmt: off
+    return [
+        sys.executable, "-m", "granian",
+        "--interface", "wsgi",
+        "--host", settings.serve_host,
+        "--port", str(settings.serve_port),
+        "--workers", str(workers),
+        "--blocking-threads", "1",
+        "--http1-keep-alive",
+        "--backlog", "2048",
+        "--workers-kill-timeout", str(grace),
+        "--respawn-failed-workers",
+        "--no-access-log",
+        TARGET,
+    ]
+    # fmt: on
+
+
+def prepare_environment(env: MutableMapping[str, str]) -> None:
+    """What every worker must find in its environment before it imports numpy."""
+    for name in ONE_THREAD:
+        env.setdefault(name, "1")
+    # Counters and the latency histogram summed over workers (prometheus_client's multiprocess
+    # mode), in a directory of this server start's own: a respawned worker adds its own file and
+    # the dead one's counts stay in the sums, as counters should (see services/serve/metrics.py).
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cauce-metrics-")
 
 
 def main() -> None:
-    """Serve on settings.serve_host:serve_port until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Replace this process with granian's master, which forks the workers."""
     settings = load_settings()
-    app = create_app(settings)
-    run_simple(
-        settings.serve_host,
-        settings.serve_port,
-        app,
-        threaded=True,
-        use_reloader=False,
-        use_debugger=False,
-    )
+    settings.signing_key_bytes()  # say it once here rather than once per crashing worker
+    argv = granian_argv(settings, workers=worker_count(os.environ))
+    prepare_environment(os.environ)
+    # exec rather than granian's Python API: the master then holds no app and no numpy (this
+    # process imported both with the package), and the workers it forks import them afresh,
+    # under the thread limits above. The pid stays the same for `cauce up`'s supervisor.
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CauceError as exc:
+        sys.exit(f"cauce serve: {exc}")

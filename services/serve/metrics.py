@@ -1,8 +1,17 @@
 """Prometheus metrics of the prediction service, per model and version.
 
 Counters and the latency histogram live in a registry of the app's own (so two apps in one
-process do not mix); under gunicorn with PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it),
-every worker's counts are summed. What a worker serves right now is read from its model cache.
+process do not mix); under granian with PROMETHEUS_MULTIPROC_DIR set (`python -m services.serve`
+sets a fresh one per start), every worker's counts are summed. What a worker serves right now is
+read from its model cache.
+
+granian has no hook like gunicorn's child_exit to call multiprocess.mark_process_dead when a
+worker dies, so nothing is ever dropped from that directory: a dead worker's counts stay in the
+sums (right for counters: totals never go down) and its respawned successor adds its own file.
+That is why every gauge here is read at scrape time from the answering worker (ModelsCollector)
+rather than written to the directory. A gauge added to the multiprocess registry should use
+multiprocess_mode="mostrecent": "all", "sum", "max" and "min" keep a dead worker's last value,
+and the "live*" modes rely on mark_process_dead.
 """
 
 from __future__ import annotations

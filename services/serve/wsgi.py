@@ -1,10 +1,12 @@
-"""gunicorn entry: `gunicorn services.serve.wsgi:app` (no --preload: one poller per worker)."""
+"""WSGI entry of every granian worker (`python -m services.serve` starts them): each worker
+builds its own app, so each has its own model poller."""
 
 import logging
 import os
 
-# One thread per worker for the numeric libraries, set before they are imported (gunicorn.conf.py
-# does the same; this covers a gunicorn started without it).
+# One thread per worker for the numeric libraries. The launcher sets these before granian starts;
+# here they come after the package imported numpy, so they reach only libraries loaded later
+# (create_app also caps the thread pools with threadpoolctl).
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 

@@ -1,0 +1,158 @@
+"""The prediction service as `cauce up` starts it (granian's master and its workers), against
+SeaweedFS and a real fitted model, over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import requests
+
+from shared.config import Settings
+from shared.servers import free_port
+from shared.stack import child_env, serve_argv
+from shared.storage import Store
+from tests.integration.serve_support import deploy, fit_iris, iris_frame
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+REQUESTS_TOTAL = 'cauce_serve_requests_total{pipeline="iris",status="200",version="1"}'
+
+
+@contextmanager
+def launched(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`serve_argv()` in the background, killed with its workers if the test did not stop it."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            serve_argv(), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def workers(pid: int) -> set[int]:
+    """The pids of a process's children: granian's workers."""
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def environment(pid: int) -> dict[str, str]:
+    """The environment a process was started with."""
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def answering(pids: set[int], metrics_dir: Path) -> set[int]:
+    """The workers that have counted a request (prometheus_client writes one file per pid)."""
+    return {pid for pid in pids if (metrics_dir / f"counter_{pid}.db").exists()}
+
+
+def refused(host: str, port: int) -> bool:
+    """Whether a TCP connection to host:port is refused."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def wait_until(check: object, what: str, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {timeout}s; the service's log:\n{log.read_text()[-3000:]}")
+
+
+def models_loaded(log: Path) -> int:
+    """How many times a worker loaded the model (each logs it once)."""
+    return log.read_text().count("serving model iris v1")
+
+
+def predict(url: str) -> requests.Response:
+    """One prediction on a connection of its own, so that any worker may take it."""
+    return requests.post(
+        url + "/invocations/iris",
+        json={"instances": ROWS},
+        headers={"Connection": "close"},
+        timeout=10,
+    )
+
+
+def send_until_answered(url: str, pids: set[int], metrics_dir: Path, log: Path) -> int:
+    """Predictions, eight at a time, until every worker in `pids` has answered one; how many."""
+    sent = 0
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(100):
+            if answering(pids, metrics_dir) == pids:
+                return sent
+            statuses = [r.status_code for r in pool.map(lambda _: predict(url), range(8))]
+            assert statuses == [200] * 8
+            sent += 8
+    raise AssertionError(f"not every worker answered; the service's log:\n{log.read_text()}")
+
+
+def total_requests(url: str) -> float:
+    """The prediction requests /metrics counts, summed over workers."""
+    lines = requests.get(url + "/metrics", timeout=10).text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(REQUESTS_TOTAL))
+
+
+def test_the_service_cauce_up_starts_answers_on_loopback_from_every_worker_and_stops(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    X, _ = iris_frame()
+    model = fit_iris()
+    deploy(store, "iris", model, X, task="classification", target="species", run_id="r1")
+    port = free_port()
+    env = {**child_env(settings), "CAUCE_SERVE_PORT": str(port), "WEB_CONCURRENCY": "2"}
+    env.pop("CAUCE_SERVE_HOST", None)  # the default address
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the launcher makes a fresh one
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    with launched(env, log) as master:
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log)
+        first = workers(master.pid)
+        assert len(first) == 2
+
+        answer = predict(url)
+        assert answer.status_code == 200, answer.text
+        expected = model.predict(pd.DataFrame(ROWS, columns=X.columns)).tolist()
+        assert answer.json()["predictions"] == expected
+        assert refused("127.0.0.2", port), "the service listens beyond 127.0.0.1"
+
+        # Counters are summed over the workers, and a worker that dies keeps its counts in the
+        # sums while the one that replaces it starts from zero.
+        metrics_dir = Path(environment(master.pid)["PROMETHEUS_MULTIPROC_DIR"])
+        assert metrics_dir.name.startswith("cauce-metrics-")
+        sent = 1 + send_until_answered(url, first, metrics_dir, log)
+        assert total_requests(url) == sent
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: victim not in workers(master.pid) and len(workers(master.pid)) == 2,
+            "the killed worker was not replaced",
+            log,
+        )
+        wait_until(lambda: models_loaded(log) == 3, "the new worker did not load the model", log)
+        now = workers(master.pid)
+        sent += send_until_answered(url, now, metrics_dir, log)
+        assert total_requests(url) == sent
+
+        started = time.monotonic()
+        master.send_signal(signal.SIGTERM)
+        code = master.wait(timeout=settings.shutdown_grace_seconds + 10)
+        took = time.monotonic() - started
+    assert code == 0, log.read_text()
+    assert took < settings.shutdown_grace_seconds, f"stopped in {took:.1f}s"
+    assert not any(Path(f"/proc/{pid}").exists() for pid in now)
