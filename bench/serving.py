@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MLFLOW_VENV = ROOT / ".cache" / "bench-mlflow"
 MLFLOW_PINS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "skops==0.16.0"]
 PIPELINE = "bench"
+SERVER = "cauce (python -m services.serve)"
 
 
 def deploy_through_cauce(store: Store, workdir: Path) -> dict:
@@ -73,18 +74,23 @@ def wait_serving(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not answer in {timeout}s")
 
 
-def measure(name: str, url: str, seconds: float, connections: list[int], *, batch: bool) -> Row:
-    """Sequential, several connection counts, then open loop at 80% of the best throughput."""
-    one = bodies(1)[0]
+def measure(
+    name: str, url: str, args: argparse.Namespace, *, ours: bool, fractions: tuple[float, ...] = ()
+) -> Row:
+    """Sequential, several connection counts, then open loop at 80% of the best throughput (and,
+    for cauce, at each of `fractions` of it too)."""
+    one, seconds = bodies(1)[0], args.seconds
     wrk(url, one, connections=4, seconds=2)  # warm-up
     sequential = wrk(url, one, connections=1, seconds=seconds)
-    loaded = {c: wrk(url, one, connections=c, seconds=seconds) for c in connections}
+    loaded = {c: wrk(url, one, connections=c, seconds=seconds) for c in args.connections}
     best = max([sequential, *loaded.values()], key=lambda r: r.rps)
-    rate = 0.8 * best.rps
-    fixed = open_loop(url, one, rate=rate, seconds=seconds)
-    hundred = wrk(url, bodies(100)[0], connections=1, seconds=seconds) if batch else None
-    print(f"  {name}: sequential {sequential}, best {best.rps:.0f} req/s, open loop {fixed}")
-    return Row(name, sequential, loaded, best, rate, fixed, hundred)
+    sweep = {
+        f: open_loop(url, one, rate=f * best.rps, seconds=seconds, connections=args.open_conns)
+        for f in sorted({*fractions, 0.8})
+    }
+    hundred = wrk(url, bodies(100)[0], connections=1, seconds=seconds) if ours else None
+    print(f"  {name}: sequential {sequential}, best {best.rps:.0f} req/s, open loop {sweep}")
+    return Row(name, sequential, loaded, best, 0.8 * best.rps, sweep[0.8], hundred, sweep)
 
 
 def mlflow_venv() -> Path:
@@ -153,7 +159,7 @@ def bench_mlflow(workdir: Path, args: argparse.Namespace) -> list[Row]:
         try:
             url = f"http://127.0.0.1:{port}/invocations"
             wait_serving(url)
-            rows.append(measure(name, url, args.seconds, args.connections, batch=False))
+            rows.append(measure(name, url, args, ours=False))
         finally:
             stop(proc)
     return rows
@@ -166,6 +172,9 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=lambda s: [int(c) for c in s.split(",")], default=[4, 16, 64]
     )
+    parser.add_argument(
+        "--open-conns", type=int, default=64, help="keep-alive connections of the open loop"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="cauce-bench-serving-"))
     with local_stack() as (store, settings):
@@ -175,14 +184,13 @@ def main() -> None:
         print(f"deployed {PIPELINE} v{record['version']}; ONNX check: {record.get('onnx')}")
         url = f"{settings.serve_url}/invocations/{PIPELINE}"
         wait_serving(url)
-        rows = [
-            measure("cauce (gunicorn.conf.py)", url, args.seconds, args.connections, batch=True)
-        ]
+        rows = [measure(SERVER, url, args, ours=True, fractions=(0.5, 0.65))]
     rows += bench_mlflow(workdir, args)
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}; {args.seconds:.0f} s per run; one row per request "
-        f"(MLflow dataframe_split); open loop at 80% of each server's best req/s\n"
+        f"(MLflow dataframe_split); open loop at 80% of each server's best req/s on "
+        f"{args.open_conns} connections\n"
     )
     print_table(rows)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.load import Result
 
@@ -18,6 +18,7 @@ class Row:
     rate: float
     fixed: Result
     hundred: Result | None = None
+    sweep: dict[float, Result] = field(default_factory=dict)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -54,6 +55,16 @@ def print_table(rows: list[Row]) -> None:
         for r in rows
     )
     print(f"\nfailed requests, all runs: {errors}")
+    if ours.sweep:
+        print(f"\n{ours.name}, open loop (latency from when each request was due):\n")
+        print("| share of best req/s | rate | answered/s | p50 ms | p99 ms | failed |")
+        print("|---|---|---|---|---|---|")
+        for share, result in sorted(ours.sweep.items()):
+            print(
+                f"| {share:.0%} | {share * ours.best.rps:.0f}/s | {result.rps:.0f} | "
+                f"{result.p50:.2f} | {result.p99:.2f} | {result.errors} |"
+            )
+        print()
     if ours.hundred is not None:
         single = 1000 / ours.sequential.rps
         per_row = 1000 / ours.hundred.rps / 100

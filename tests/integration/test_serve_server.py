@@ -156,3 +156,25 @@ def test_the_service_cauce_up_starts_answers_on_loopback_from_every_worker_and_s
     assert code == 0, log.read_text()
     assert took < settings.shutdown_grace_seconds, f"stopped in {took:.1f}s"
     assert not any(Path(f"/proc/{pid}").exists() for pid in now)
+
+
+def test_workers_stop_when_their_master_is_killed(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    X, _ = iris_frame()
+    deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
+    port = free_port()
+    env = {**child_env(settings), "CAUCE_SERVE_PORT": str(port), "WEB_CONCURRENCY": "2"}
+    log = tmp_path / "serve.log"
+    with launched(env, log) as master:
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log)
+        orphans = workers(master.pid)
+        os.kill(master.pid, signal.SIGKILL)  # the master only: its workers are left behind
+        master.wait()
+        wait_until(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in orphans),
+            "the workers outlived their master",
+            log,
+            timeout=20,
+        )
+        assert refused("127.0.0.1", port), "an orphaned worker still holds the port"
