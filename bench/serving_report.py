@@ -18,7 +18,7 @@ class Row:
     rate: float
     fixed: Result
     hundred: Result | None = None
-    sweep: dict[float, Result] = field(default_factory=dict)
+    sweep: dict[tuple[int, float], Result] = field(default_factory=dict)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -51,17 +51,19 @@ def print_table(rows: list[Row]) -> None:
     ours, others = rows[0], rows[1:]
     theirs = max(others, key=lambda r: r.best.rps)
     errors = sum(
-        r.sequential.errors + r.fixed.errors + sum(x.errors for x in r.loaded.values())
+        r.sequential.errors
+        + sum(x.errors for x in r.loaded.values())
+        + sum(x.errors for x in r.sweep.values() or [r.fixed])
         for r in rows
     )
     print(f"\nfailed requests, all runs: {errors}")
     if ours.sweep:
         print(f"\n{ours.name}, open loop (latency from when each request was due):\n")
-        print("| share of best req/s | rate | answered/s | p50 ms | p99 ms | failed |")
-        print("|---|---|---|---|---|---|")
-        for share, result in sorted(ours.sweep.items()):
+        print("| connections | share of best | rate | answered/s | p50 ms | p99 ms | failed |")
+        print("|---|---|---|---|---|---|---|")
+        for (conns, share), result in sorted(ours.sweep.items()):
             print(
-                f"| {share:.0%} | {share * ours.best.rps:.0f}/s | {result.rps:.0f} | "
+                f"| {conns} | {share:.0%} | {share * ours.best.rps:.0f}/s | {result.rps:.0f} | "
                 f"{result.p50:.2f} | {result.p99:.2f} | {result.errors} |"
             )
         print()

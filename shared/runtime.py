@@ -93,7 +93,7 @@ def onnx_feeds(columns: dict[str, Column]) -> dict[str, np.ndarray]:
                 values = np.where(column.missing, MISSING_TEXT, values).astype(object)
             feeds[name] = values.reshape(-1, 1)
         else:
-            feeds[name] = column.values.astype(np.float64).reshape(-1, 1)
+            feeds[name] = np.asarray(column.values, dtype=np.float64).reshape(-1, 1)
     return feeds
 
 
