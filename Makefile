@@ -69,8 +69,10 @@ bench-tuning: $(STAMP)
 # The prediction service against `mlflow models serve` on the same model (docs/benchmarks.md).
 # Needs wrk (apt-get install wrk); MLflow goes into its own venv under .cache/ on first run.
 bench-serving: $(STAMP)
-	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
+	@command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk >/dev/null 2>&1 || \
 		{ echo "bench-serving needs wrk: apt-get install wrk"; exit 1; }
+	@command -v cc >/dev/null || $(SUDO) apt-get install -y gcc libc6-dev >/dev/null 2>&1 || \
+		{ echo "bench-serving compiles bench/openloop.c: apt-get install gcc"; exit 1; }
 	$(BIN)/python -m bench.serving
 
 bench-console: $(STAMP)
