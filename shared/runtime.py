@@ -83,7 +83,8 @@ class SklearnScorer:
 
 
 def onnx_feeds(columns: dict[str, Column]) -> dict[str, np.ndarray]:
-    """One [rows, 1] tensor per input: float64 for numbers and flags, text with the sentinel."""
+    """One [rows, 1] tensor per input: float64 for numbers, text (and flags as text) with the
+    sentinel for a missing value."""
     feeds: dict[str, np.ndarray] = {}
     for name, column in columns.items():
         if column.kind == "string":
@@ -92,6 +93,12 @@ def onnx_feeds(columns: dict[str, Column]) -> dict[str, np.ndarray]:
             if column.missing.any():
                 values = np.where(column.missing, MISSING_TEXT, values).astype(object)
             feeds[name] = values.reshape(-1, 1)
+        elif column.kind == "boolean":  # the graph takes "True"/"False" (deploy's onnx_ready)
+            flags = [
+                str(bool(v)) if isinstance(v, bool | np.bool_) else MISSING_TEXT
+                for v in column.values.tolist()
+            ]
+            feeds[name] = np.array(flags, dtype=object).reshape(-1, 1)
         else:
             feeds[name] = np.asarray(column.values, dtype=np.float64).reshape(-1, 1)
     return feeds

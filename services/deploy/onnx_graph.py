@@ -16,6 +16,7 @@ import numpy as np
 from onnx import ModelProto, TensorProto, compose, helper, numpy_helper
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from shared.runtime import MISSING_TEXT
 
@@ -23,14 +24,25 @@ OPSETS = {"": 18, "ai.onnx.ml": 3}
 FEATURES = "cauce_features"
 
 
+def _as_text(values: Any) -> np.ndarray:
+    """Fitted categories or fill values with booleans spelled "True"/"False", as they are fed."""
+    return np.array(
+        [str(bool(v)) if isinstance(v, bool | np.bool_) else v for v in values], dtype=object
+    )
+
+
 def onnx_ready(model: Any) -> Any:
-    """A copy whose text imputers treat MISSING_TEXT as missing (ONNX cannot impute NaN text)."""
+    """A copy whose text imputers treat MISSING_TEXT as missing (ONNX cannot impute NaN text),
+    and whose boolean categories are text: a boolean column goes in as "True"/"False" strings."""
     ready = copy.deepcopy(model)
     stack = [ready]
     while stack:
         node = stack.pop()
-        if isinstance(node, SimpleImputer) and node.statistics_.dtype == object:
+        if isinstance(node, SimpleImputer) and node.statistics_.dtype in (object, bool):
+            node.statistics_ = _as_text(node.statistics_)
             node.missing_values = MISSING_TEXT
+        if isinstance(node, OneHotEncoder | OrdinalEncoder):
+            node.categories_ = [_as_text(categories) for categories in node.categories_]
         stack.extend(step for _, step in getattr(node, "steps", []))
         stack.extend(
             step for _, step, _ in getattr(node, "transformers_", []) if not isinstance(step, str)
@@ -41,7 +53,7 @@ def onnx_ready(model: Any) -> Any:
 def _inputs(signature: list[dict[str, str]]) -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
-    text = {"string"}
+    text = {"string", "boolean"}  # booleans as "True"/"False" (onnx_ready, shared.runtime)
     return [
         (
             s["name"],

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from services.deploy.export import export_checked
+from services.ingest.reading import read_table
 from services.preprocess.features import build_transformer
 from services.serve import create_app
 from shared.artifacts import dump_model
@@ -210,3 +211,53 @@ def test_hot_swap_under_load_never_fails_or_mixes_versions(
         got = np.array([list(p.values()) for p in probabilities])
         assert np.allclose(got, expected[version]), f"v{version} answered with another model"
     assert store.exists(version_key("iris", 2))
+
+
+def test_a_boolean_feature_is_served_by_onnx_as_scikit_learn_serves_it(
+    settings: Settings, store: Store
+) -> None:
+    rng = np.random.default_rng(5)
+    text = pd.DataFrame(
+        {
+            "x": rng.normal(size=600).round(3),
+            "member": rng.choice(["true", "false", ""], size=600, p=[0.45, 0.45, 0.1]),
+        }
+    ).to_csv(index=False)
+    X = read_table(text.encode(), filename="members.csv", max_bytes=10**7)
+    y = np.where(X["x"] + (X["member"] == True) > 0.5, "yes", "no")  # noqa: E712
+    features = build_transformer(X).fit(X)
+    fitted = HistGradientBoostingClassifier(max_iter=20, random_state=0)
+    model = Pipeline([("features", features), ("model", fitted.fit(features.transform(X), y))])
+    signature = input_signature(X)
+    assert signature[1] == {"name": "member", "type": "boolean"}
+    onnx, check = export_checked(model, X, signature, classify=True)
+    assert onnx is not None, check
+    assert check["passed"] and check["label_agreement"] == 1.0
+    record = register_version(
+        store,
+        "members",
+        run_id="r1",
+        model=dump_model(model),
+        meta={
+            "task": "classification",
+            "target": "joined",
+            "classes": ["no", "yes"],
+            "signature": {"inputs": signature},
+            "onnx": {**check, "file": "model.onnx"},
+        },
+        files={"model.onnx": onnx},
+        signing_key=SIGNING_KEY.encode(),
+    )
+    move_alias(store, "members", record["version"])
+    app = create_app(settings, store, start_poller=False)
+    app.extensions["cauce.models"].refresh()
+    rows = [[0.9, True], [0.9, False], [0.2, None], [-1.0, True]]
+    with running(app) as url:
+        assert requests.get(url + "/v2/models", timeout=10).json()["models"][0]["runtime"] == "onnx"
+        body = {"dataframe_split": {"columns": ["x", "member"], "data": rows}}
+        answer = requests.post(url + "/invocations/members", json=body, timeout=10).json()
+    frame = pd.DataFrame(rows, columns=["x", "member"]).astype({"member": object})
+    frame.loc[frame["member"].isna(), "member"] = np.nan
+    got = np.array([[p["no"], p["yes"]] for p in answer["probabilities"]])
+    assert np.allclose(got, model.predict_proba(frame), atol=1e-6)
+    assert answer["predictions"] == model.predict(frame).tolist()
