@@ -27,7 +27,7 @@ from bench.stack import local_stack
 from shared.registry import get_alias, version_key
 from shared.servers import free_port
 from shared.storage import Store
-from shared.submit import find_run, submit_file, wait_for_run
+from shared.submit import await_run_id, submit_file, wait_for_run
 
 ROOT = Path(__file__).resolve().parent.parent
 MLFLOW_VENV = ROOT / ".cache" / "bench-mlflow"
@@ -41,16 +41,8 @@ def deploy_through_cauce(store: Store, workdir: Path) -> dict:
     store.ensure_bucket()
     store.put_bytes(f"pipelines/{PIPELINE}.yaml", SPEC.encode())
     upload = submit_file(store, write_dataset(workdir / "bench.csv"), pipeline=PIPELINE)
-    run_id = None
-    while run_id is None:
-        time.sleep(0.2)
-        run_id = find_run(
-            store,
-            key=upload["key"],
-            etag=upload["etag"],
-            modified=upload["modified"],
-            after=upload["after"],
-        )
+    run_id = await_run_id(store, upload, timeout=60)
+    assert run_id is not None, "no run started within 60 s"
     view = wait_for_run(store, run_id, timeout=600)
     assert view["state"] == "succeeded", view["error"]
     pointer = get_alias(store, PIPELINE)

@@ -19,8 +19,8 @@ from shared.render import run_lines
 from shared.runs import describe_run, list_runs
 from shared.storage import Store
 from shared.submit import (
+    await_run_id,
     find_batch_job,
-    find_run,
     submit_batch,
     submit_file,
     wait_for_batch,
@@ -162,19 +162,12 @@ def submit(
 
 
 def _await_run_id(store: Store, upload: dict[str, Any], *, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_id = find_run(
-            store,
-            key=upload["key"],
-            etag=upload["etag"],
-            modified=upload["modified"],
-            after=upload["after"],
+    run_id = await_run_id(store, upload, timeout=timeout)
+    if run_id is None:
+        raise click.ClickException(
+            "no run started within 60s: is the watcher running? (cauce status)"
         )
-        if run_id:
-            return run_id
-        time.sleep(0.3)
-    raise click.ClickException("no run started within 60s: is the watcher running? (cauce status)")
+    return run_id
 
 
 def _print_progress(view: dict[str, Any]) -> None:

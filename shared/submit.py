@@ -69,6 +69,23 @@ def find_run(store: Store, *, key: str, etag: str, modified: str, after: str) ->
     return None
 
 
+def await_run_id(store: Store, upload: dict[str, Any], *, timeout: float) -> str | None:
+    """The id of the run started for an upload (submit_file's answer), or None after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_id = find_run(
+            store,
+            key=upload["key"],
+            etag=upload["etag"],
+            modified=upload["modified"],
+            after=upload["after"],
+        )
+        if run_id:
+            return run_id
+        time.sleep(0.3)
+    return None
+
+
 def wait_for_run(
     store: Store,
     run_id: str,
