@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import sys
@@ -12,16 +13,35 @@ from pathlib import Path
 
 
 def free_port(*, also_free_at: int = 0) -> int:
-    """A free TCP port on 127.0.0.1 (and, if asked, port+offset free too, for gRPC)."""
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port + also_free_at > 65535:
+    """A free TCP port on 127.0.0.1 (and, if asked, port+offset free too, for gRPC), chosen
+    below the kernel's ephemeral range: a port from inside it can be taken, between the choice
+    and the server's bind, as the local end of any outgoing connection (a worker's link to the
+    broker, say), and the server then cannot bind it for as long as that connection lives."""
+    low, high = _portable_range(also_free_at)
+    for _ in range(500):
+        port = _random.randrange(low, high)
+        if port in _handed_out:
             continue
-        if not also_free_at or port_is_free(port + also_free_at):
+        if port_is_free(port) and (not also_free_at or port_is_free(port + also_free_at)):
+            _handed_out.add(port)
             return port
-    raise RuntimeError("no free port pair found")
+    raise RuntimeError(f"no free port found between {low} and {high}")
+
+
+_random = random.SystemRandom()  # processes started together must not draw the same ports
+_handed_out: set[int] = set()  # chosen by this process, perhaps not yet bound by their server
+
+
+def _portable_range(offset: int) -> tuple[int, int]:
+    """Ports from 10000 up to the start of the ephemeral range (less `offset`)."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768  # Linux's default; macOS starts at 49152
+    low, high = 10000, ephemeral - offset
+    if high - low < 1000:  # an unusual setting: fall back to the whole range above 1024
+        low, high = 1024, 65536 - offset
+    return low, high
 
 
 def port_is_free(port: int) -> bool:
