@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from services.serve.handlers import register_handlers
+from services.serve.invoke import Predictions
 from services.serve.metrics import ServeMetrics
 from services.serve.models import ModelCache
 from services.serve.views import bp
@@ -44,10 +45,15 @@ def create_app(
     )
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.models"] = cache
-    app.extensions["cauce.metrics"] = ServeMetrics(cache)
+    metrics = ServeMetrics(cache)
+    app.extensions["cauce.metrics"] = metrics
     app.register_blueprint(bp)
     token = settings.api_token.get_secret_value().encode() if settings.api_token else None
     register_handlers(app, token=token)
+    # Predictions skip Flask (services/serve/invoke.py); the rest of the app stays behind it.
+    app.wsgi_app = Predictions(  # type: ignore[method-assign]
+        app.wsgi_app, cache, metrics, token=token, max_bytes=settings.max_request_bytes
+    )
     if start_poller:
         cache.start(settings.serve_poll_seconds)
         log.info(

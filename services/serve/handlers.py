@@ -3,13 +3,13 @@ mapping domain errors to HTTP."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from services.serve.invoke import TOKEN_MESSAGE, token_matches
 from services.serve.metrics import ServeMetrics
 from shared.errors import DataError, RequestError
 
@@ -28,14 +28,8 @@ def authorize(token: bytes | None) -> None:
     g.started = time.perf_counter()
     if token is None or request.path in OPEN_PATHS:
         return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
-        raise RequestError(
-            "this service needs 'Authorization: Bearer <token>' with the token set in "
-            "CAUCE_API_TOKEN",
-            field="Authorization",
-            status=401,
-        )
+    if not token_matches(request.headers.get("Authorization", ""), token):
+        raise RequestError(TOKEN_MESSAGE, field="Authorization", status=401)
 
 
 def name_version(response: Response) -> Response:

@@ -3,6 +3,7 @@ SeaweedFS and a real fitted model, over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -109,6 +110,33 @@ def total_requests(url: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(REQUESTS_TOTAL))
 
 
+def check_http_manners(url: str) -> None:
+    """What granian hands the prediction route: chunked bodies, the size limit on a kept-alive
+    connection, another method than POST."""
+    body = json.dumps({"instances": ROWS}).encode()
+    with requests.Session() as session:  # one keep-alive connection throughout
+        chunked = session.post(
+            url + "/invocations/iris",
+            data=iter([body[:7], body[7:]]),  # a generator: sent chunked, with no length
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert chunked.status_code == 200, chunked.text
+        assert chunked.headers["X-Model-Version"] == "1"
+        for data in (json.dumps({"instances": ROWS * 200}).encode(), iter([body] * 100)):
+            big = session.post(url + "/invocations/iris", data=data, timeout=10)
+            assert big.status_code == 413, big.text
+            assert big.json() == {
+                "error": "the request body is larger than 4096 bytes",
+                "field": "body",
+            }
+            after = session.post(url + "/invocations/iris", json={"instances": ROWS}, timeout=10)
+            assert after.status_code == 200, after.text
+        wrong = session.get(url + "/invocations/iris", timeout=10)
+        assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+        assert wrong.json()["field"] == "method"
+
+
 def test_the_service_cauce_up_starts_answers_on_loopback_from_every_worker_and_stops(
     settings: Settings, store: Store, tmp_path: Path
 ) -> None:
@@ -116,7 +144,12 @@ def test_the_service_cauce_up_starts_answers_on_loopback_from_every_worker_and_s
     model = fit_iris()
     deploy(store, "iris", model, X, task="classification", target="species", run_id="r1")
     port = free_port()
-    env = {**child_env(settings), "CAUCE_SERVE_PORT": str(port), "WEB_CONCURRENCY": "2"}
+    env = {
+        **child_env(settings),
+        "CAUCE_SERVE_PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "CAUCE_MAX_REQUEST_BYTES": "4096",
+    }
     env.pop("CAUCE_SERVE_HOST", None)  # the default address
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the launcher makes a fresh one
     url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
@@ -148,6 +181,7 @@ def test_the_service_cauce_up_starts_answers_on_loopback_from_every_worker_and_s
         now = workers(master.pid)
         sent += send_until_answered(url, now, metrics_dir, log)
         assert total_requests(url) == sent
+        check_http_manners(url)
 
         started = time.monotonic()
         master.send_signal(signal.SIGTERM)

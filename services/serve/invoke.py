@@ -1,0 +1,233 @@
+"""The prediction routes, answered straight from WSGI: MLflow's `POST /invocations[/<pipeline>]`
+and Open Inference Protocol v2's `POST /v2/models/<pipeline>[/versions/<version>]/infer`.
+
+Everything else (metadata, health, metrics, listings) goes on to the Flask app. Flask's request
+context, routing, hooks and response objects cost about as much CPU as parsing, checking and
+scoring one row together (docs/benchmarks.md, "Where a request's time goes"), so the one path
+that carries load skips them. It keeps the app's contract: the same bearer-token check, the
+same `{"error", "field"}` bodies and status codes, `X-Model-Name`/`X-Model-Version` on every
+answer about a model, and every answer counted in /metrics.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+from services.serve import predict as scoring
+from services.serve import v2
+from services.serve.metrics import ServeMetrics
+from services.serve.models import LoadedModel, ModelCache
+from shared.columns import Columns
+from shared.errors import DataError, NotFound, RequestError
+
+log = logging.getLogger(__name__)
+
+PIPELINE_HEADER = "X-Cauce-Pipeline"
+TOKEN_MESSAGE = (
+    "this service needs 'Authorization: Bearer <token>' with the token set in CAUCE_API_TOKEN"
+)
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def token_matches(header: str, token: bytes) -> bool:
+    """Whether an Authorization header carries `Bearer <token>`, compared in constant time."""
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
+
+
+def pick(cache: ModelCache, pipeline: str, *, field: str = "pipeline") -> LoadedModel:
+    """The loaded model of `pipeline`; a 404 naming what is deployed when there is none."""
+    try:
+        return cache.get(pipeline)
+    except NotFound:
+        known = ", ".join(cache.models()) or "none yet"
+        raise RequestError(
+            f"no model is deployed for pipeline {pipeline!r} (deployed: {known})",
+            field=field,
+            status=404,
+        ) from None
+
+
+def pinned(cache: ModelCache, pipeline: str, version: str | None) -> LoadedModel:
+    """The model of `pipeline`, which must be `version` when one is named."""
+    model = pick(cache, pipeline)
+    if version is not None and version != str(model.version):
+        raise RequestError(
+            f"pipeline {pipeline!r} serves version {model.version}, not {version}",
+            field="version",
+            status=404,
+        )
+    return model
+
+
+def _route(path: str) -> tuple[str, str | None, str | None] | None:
+    """("mlflow", pipeline or None, None) or ("v2", pipeline, version or None); None otherwise."""
+    if path == "/invocations":
+        return "mlflow", None, None
+    parts = path.split("/")
+    if len(parts) == 3 and parts[1] == "invocations" and parts[2]:
+        return "mlflow", parts[2], None
+    if len(parts) in (5, 7) and parts[1:3] == ["v2", "models"] and parts[-1] == "infer":
+        if parts[3] and len(parts) == 5:
+            return "v2", parts[3], None
+        if parts[3] and parts[4] == "versions" and parts[5]:
+            return "v2", parts[3], parts[5]
+    return None
+
+
+class Predictions:
+    """WSGI middleware: prediction requests answered here, anything else passed to `app`."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        cache: ModelCache,
+        metrics: ServeMetrics,
+        *,
+        token: bytes | None,
+        max_bytes: int,
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.metrics = metrics
+        self.token = token
+        self.max_bytes = max_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # PATH_INFO holds the path's UTF-8 bytes as latin-1 text (PEP 3333)
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        route = _route(path)
+        if route is None:
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        model: LoadedModel | None = None
+        extra: list[tuple[str, str]] = []
+        try:
+            if environ.get("REQUEST_METHOD") != "POST":
+                extra.append(("Allow", "POST"))
+                raise RequestError(
+                    f"{path} takes POST, not {environ.get('REQUEST_METHOD')}",
+                    field="method",
+                    status=405,
+                )
+            self._authorize(environ)
+            kind, pipeline, version = route
+            if kind == "mlflow":
+                model = self._mlflow_model(environ, pipeline)
+                body = self._body(environ)
+                status, answer = 200, self._mlflow(environ, model, body)
+            else:
+                assert pipeline is not None
+                model = pinned(self.cache, pipeline, version)
+                body = self._body(environ)
+                status, answer = 200, self._infer(environ, model, body)
+        except RequestError as exc:
+            status, answer = exc.status, {"error": str(exc), "field": exc.field}
+        except DataError as exc:
+            status, answer = 422, {"error": str(exc), "field": exc.field}
+        except Exception as exc:
+            log.exception("unexpected error serving %s %s", environ.get("REQUEST_METHOD"), path)
+            status, answer = 500, {"error": f"internal error: {type(exc).__name__}", "field": None}
+        data = orjson.dumps(answer)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        if model is not None:
+            headers += [("X-Model-Version", str(model.version)), ("X-Model-Name", model.pipeline)]
+        if status == 401:
+            headers.append(("WWW-Authenticate", 'Bearer realm="cauce"'))
+        if environ.get("REQUEST_METHOD") == "POST":
+            name, number = (model.pipeline, str(model.version)) if model else ("", "")
+            self.metrics.observe(name, number, status, time.perf_counter() - started)
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers + extra)
+        return [data]
+
+    def _authorize(self, environ: dict[str, Any]) -> None:
+        if self.token is not None and not token_matches(
+            environ.get("HTTP_AUTHORIZATION", ""), self.token
+        ):
+            raise RequestError(TOKEN_MESSAGE, field="Authorization", status=401)
+
+    def _body(self, environ: dict[str, Any]) -> bytes:
+        """The whole body, refused with 413 when it is larger than the configured limit."""
+        too_big = RequestError(
+            f"the request body is larger than {self.max_bytes} bytes", field="body", status=413
+        )
+        length = environ.get("CONTENT_LENGTH") or ""
+        stream = environ["wsgi.input"]
+        if length:
+            if not length.isdigit():
+                raise RequestError("Content-Length must be a number of bytes", field="body")
+            if int(length) > self.max_bytes:
+                raise too_big
+            return bytes(stream.read(int(length)))
+        body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
+        if len(body) > self.max_bytes:
+            raise too_big
+        return body
+
+    def _mlflow_model(self, environ: dict[str, Any], pipeline: str | None) -> LoadedModel:
+        """The pipeline named in the path, else by the header, else the only one deployed."""
+        if pipeline is not None:
+            return pick(self.cache, pipeline)
+        named = environ.get("HTTP_X_CAUCE_PIPELINE")
+        if named:
+            return pick(self.cache, named, field=PIPELINE_HEADER)
+        deployed = list(self.cache.models())
+        if len(deployed) == 1:
+            return pick(self.cache, deployed[0])
+        raise RequestError(
+            f"{len(deployed)} pipelines are deployed ({', '.join(deployed) or 'none'}); name one "
+            f"with the {PIPELINE_HEADER} header or POST to /invocations/<pipeline>",
+            field=PIPELINE_HEADER,
+            status=404 if not deployed else 400,
+        )
+
+    def _mlflow(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> dict[str, Any]:
+        """Predictions, probabilities for classifiers, and the model that answered."""
+        if _mimetype(environ) == "text/csv":
+            raw = scoring.read_csv(body)
+        else:
+            raw = scoring.parse_mlflow(_json(environ, body), model.columns)
+        answer = _score(model, raw)
+        return {**answer, "model": {"name": model.pipeline, "version": model.version}}
+
+    def _infer(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> dict[str, Any]:
+        """Open Inference Protocol v2 inference."""
+        payload = _json(environ, body)
+        answer = _score(model, v2.parse_infer(payload, model.columns))
+        request_id = payload.get("id") or str(uuid.uuid4())
+        return v2.infer_response(
+            answer,
+            classes=model.labels,
+            name=model.pipeline,
+            version=model.version,
+            request_id=str(request_id),
+        )
+
+
+def _mimetype(environ: dict[str, Any]) -> str:
+    return str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0].strip().lower()
+
+
+def _json(environ: dict[str, Any], body: bytes) -> Any:
+    kind = _mimetype(environ)
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        raise RequestError(
+            f"Content-Type {kind!r} is not supported; send application/json",
+            field="Content-Type",
+            status=415,
+        )
+    return scoring.decode_json(body)
+
+
+def _score(model: LoadedModel, raw: Columns) -> dict[str, Any]:
+    """Check the columns against the compiled signature and score them."""
+    return scoring.answer(model.scorer.score(model.inputs.check(raw)), model.labels)
