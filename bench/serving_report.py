@@ -19,6 +19,7 @@ class Row:
     fixed: Result
     hundred: Result | None = None
     sweep: dict[tuple[int, float], Result] = field(default_factory=dict)
+    repeats: list[Result] = field(default_factory=list)  # the headline open-loop runs
 
 
 def print_table(rows: list[Row]) -> None:
@@ -54,6 +55,7 @@ def print_table(rows: list[Row]) -> None:
         r.sequential.errors
         + sum(x.errors for x in r.loaded.values())
         + sum(x.errors for x in r.sweep.values() or [r.fixed])
+        + sum(x.errors for x in r.repeats[1:])
         for r in rows
     )
     print(f"\nfailed requests, all runs: {errors}")
@@ -74,9 +76,11 @@ def print_table(rows: list[Row]) -> None:
             f"100-row batches: {ours.hundred.rps:.0f} req/s sequential, {per_row * 1000:.1f} us "
             f"per row vs {single * 1000:.0f} us for one row: {single / per_row:.1f}x per row"
         )
+    runs = ", ".join(f"{r.p99:.2f}" for r in ours.repeats or [ours.fixed])
     print(
         f"best of each: cauce {ours.best.rps:.0f} req/s, {theirs.name} {theirs.best.rps:.0f} "
-        f"req/s; cauce open-loop p99 at {ours.rate:.0f} req/s: {ours.fixed.p99:.2f} ms"
+        f"req/s; cauce open-loop p99 at {ours.rate:.0f} req/s: {ours.fixed.p99:.2f} ms "
+        f"(median of {len(ours.repeats) or 1} runs: {runs} ms)"
     )
     print(
         f"serving vs mlflow: {ours.best.rps / theirs.best.rps:.1f}x req/s, "
