@@ -26,6 +26,7 @@ from bench.serving_report import Row, print_table
 from bench.stack import local_stack
 from shared.registry import get_alias, version_key
 from shared.servers import free_port
+from shared.stack import status
 from shared.storage import Store
 from shared.submit import await_run_id, submit_file, wait_for_run
 
@@ -92,6 +93,27 @@ def measure(
         ]
     fixed = sorted(runs, key=lambda r: r.p99)[len(runs) // 2]
     return Row(name, sequential, loaded, best, 0.8 * best.rps, fixed, hundred, sweep, runs)
+
+
+def worker_memory(home: Path) -> str:
+    """The serving workers' memory after the load, from /proc/<pid>/smaps_rollup: private (what
+    each worker adds) and proportional set size (private plus its share of what they share)."""
+    serve = next(p for p in status(home) if p["name"] == "serve")
+    master = int(serve["pid"])
+    pids = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    private, pss = [], []
+    for pid in pids:
+        fields = {}
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            name, value = line.split(":", 1)
+            fields[name] = int(value.split()[0]) / 1024  # kB to MiB
+        private.append(fields["Private_Clean"] + fields["Private_Dirty"])
+        pss.append(fields["Pss"])
+    each = ", ".join(f"{p:.0f}" for p in private)
+    return (
+        f"serving workers: {len(pids)}, private memory {each} MiB "
+        f"(PSS {', '.join(f'{p:.0f}' for p in pss)} MiB)"
+    )
 
 
 def mlflow_venv() -> Path:
@@ -195,6 +217,7 @@ def main() -> None:
         url = f"{settings.serve_url}/invocations/{PIPELINE}"
         wait_serving(url)
         rows = [measure(SERVER, url, args, ours=True, fractions=(0.5, 0.65))]
+        memory = worker_memory(settings.home)
     rows += bench_mlflow(workdir, args)
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
@@ -203,6 +226,7 @@ def main() -> None:
         f"{args.open_conns[0]} connections\n"
     )
     print_table(rows)
+    print(memory)
 
 
 if __name__ == "__main__":

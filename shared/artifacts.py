@@ -5,8 +5,6 @@ from __future__ import annotations
 import zipfile
 from typing import Any
 
-import skops.io as sio
-
 from shared.errors import DataError
 
 # Every type found in fitted pipelines of each training candidate (numeric, one-hot, ordinal,
@@ -53,11 +51,15 @@ ALLOWED_TYPES: tuple[str, ...] = (
 
 
 def _disallowed(data: bytes) -> list[str]:
+    import skops.io as sio  # with scikit-learn: loaded by the processes that use a skops file
+
     return sorted(set(sio.get_untrusted_types(data=data)) - set(ALLOWED_TYPES))
 
 
 def dump_model(obj: Any) -> bytes:
     """Serialise a fitted pipeline with skops, refusing any type outside ALLOWED_TYPES."""
+    import skops.io as sio
+
     data = sio.dumps(obj)
     refused = _disallowed(data)
     if refused:
@@ -85,4 +87,6 @@ def load_model(data: bytes) -> Any:
             "it was not produced by cauce's training, so it will not be loaded",
             field="model",
         )
+    import skops.io as sio
+
     return sio.loads(data, trusted=list(ALLOWED_TYPES))

@@ -8,17 +8,28 @@ so a bad value is still reported with its column and row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shared.errors import RequestError
-from shared.signature import cast_column
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Columns = dict[str, list[Any]]
 NUMBERS = frozenset({int, float, type(None)})
 TEXT = frozenset({str, type(None)})
 FLAGS = frozenset({bool, type(None)})
+TYPES = ("double", "long", "string", "boolean")  # MLflow ColSpec type names
+
+
+def cast_column(kind: str, name: str, values: list[Any]) -> pd.Series:
+    """shared.signature's value-by-value cast, which names the first bad value. Imported when a
+    column first needs it, and pandas with it: the common request never does."""
+    from shared.signature import cast_column as cast
+
+    return cast(kind, name, values)
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,11 @@ class CompiledSignature:
         cls, signature: list[dict[str, str]] | tuple[dict[str, str], ...]
     ) -> CompiledSignature:
         """Compile the {"name", "type"} list that a version records."""
-        for spec in signature:
-            cast_column(spec["type"], spec["name"], [])  # an unknown type fails at load, not later
+        for spec in signature:  # an unknown type fails at load, not at the first request
+            if spec["type"] not in TYPES:
+                raise ValueError(
+                    f"signature type {spec['type']!r} for {spec['name']!r} is not one of {TYPES}"
+                )
         return cls(tuple(s["name"] for s in signature), tuple(s["type"] for s in signature))
 
     def check(self, columns: Columns) -> dict[str, Column]:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from shared.columns import Column
 from shared.errors import CauceError, RequestError
 from shared.registry import read_artifact
 from shared.storage import Store
+
+if TYPE_CHECKING:  # only the skops path builds frames; an ONNX-serving process never imports pandas
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Scorer(Protocol):
 
 def frame(columns: dict[str, Column]) -> pd.DataFrame:
     """The columns as the frame a scikit-learn pipeline was fitted on (gaps as NaN)."""
+    import pandas as pd
+
     data: dict[str, Any] = {}
     for name, column in columns.items():
         values = column.values

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.columns import TYPES
 from shared.errors import RequestError
 
-TYPES = ("double", "long", "string", "boolean")
+__all__ = ["TYPES", "cast_column", "coerce_frame", "column_type", "input_signature"]
 
 
 def column_type(column: pd.Series) -> str:

@@ -9,16 +9,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import boto3
-import pandas as pd
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from shared.config import Settings
 from shared.errors import CauceError, Conflict, DataError, NotFound, TransientError
+
+if TYPE_CHECKING:  # pandas is imported where frames are read: serving never needs it
+    import pandas as pd
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -177,6 +179,8 @@ class Store:
 
     def get_frame(self, key: str) -> pd.DataFrame:
         """The Parquet object as a DataFrame."""
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
 
     def put_frame(self, key: str, frame: pd.DataFrame) -> str:

@@ -3,8 +3,12 @@ against SeaweedFS and the real app over HTTP."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,6 +104,54 @@ def test_the_onnx_model_answers_as_scikit_learn_does(
     got = np.array([[p["no"], p["yes"]] for p in answer["probabilities"]])
     assert np.allclose(got, expected, atol=1e-6)
     assert answer["predictions"] == model.predict(frame).tolist()
+
+
+SERVING_PROCESS = """
+import json, sys
+import services.serve, services.serve.invoke  # what a granian worker imports
+from shared.columns import CompiledSignature
+from shared.runtime import OnnxScorer
+spec = json.loads(sys.argv[2])
+scorer = OnnxScorer(open(sys.argv[1], "rb").read(), classify=True)
+rows = json.loads(sys.argv[3])
+columns = {spec[i]["name"]: [row[i] for row in rows] for i in range(len(spec))}
+scored = scorer.score(CompiledSignature.compile(spec).check(columns))
+heavy = ("pandas", "sklearn", "scipy", "skops", "pyarrow")
+print(json.dumps({
+    "predictions": scored.predictions.tolist(),
+    "heavy": sorted(m for m in sys.modules if m.split(".")[0] in heavy),
+}))
+"""
+
+
+def test_a_process_serving_onnx_never_imports_pandas_or_scikit_learn(
+    boosted: Any, tmp_path: Path
+) -> None:
+    # They hold most of a worker's memory; only the skops fallback (and a bad value's message)
+    # needs them, and they are imported then.
+    model, X = boosted
+    onnx, _ = export_checked(model, mixed_frame(200, seed=4)[0], input_signature(X), classify=True)
+    assert onnx is not None
+    (tmp_path / "model.onnx").write_bytes(onnx)
+    rows = [[0.5, None, -1.0, 2.0, "basic"], [-2.0, 0.1, 0.0, 0.0, None]]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SERVING_PROCESS,
+            str(tmp_path / "model.onnx"),
+            json.dumps(input_signature(X)),
+            json.dumps(rows),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["heavy"] == []
+    frame = pd.DataFrame(rows, columns=list(X.columns)).astype({"x1": float, "plan": "str"})
+    assert seen["predictions"] == model.predict(frame).tolist()
 
 
 @pytest.fixture
