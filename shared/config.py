@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     serve_port: int = 8080
     console_host: str = "127.0.0.1"
     console_port: int = 8081
+    # The Host names the console answers to, against DNS rebinding (a page of another site whose
+    # name was made to point at 127.0.0.1): comma-separated, ".example.org" for its subdomains,
+    # "*" for any. CAUCE_CONSOLE_HOST, when it names one address, is always trusted too.
+    console_trusted_hosts: str = "localhost,127.0.0.1"
     serve_poll_seconds: float = Field(default=2.0, gt=0)
     watch_poll_seconds: float = Field(default=1.0, gt=0)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
@@ -45,6 +49,15 @@ class Settings(BaseSettings):
     # A stopping worker (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as in compose) waits this
     # long for its task, then hands the task back to the queue.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    def console_hosts(self) -> list[str] | None:
+        """The trusted Host names of the console; None when any is."""
+        names = [n.strip() for n in self.console_trusted_hosts.split(",") if n.strip()]
+        if "*" in names:
+            return None
+        if self.console_host not in ("0.0.0.0", "::", ""):
+            names.append(self.console_host)
+        return names
 
     def signing_key_bytes(self) -> bytes:
         """The model-signing key; a clear error when none is configured."""

@@ -9,7 +9,7 @@ from flask import Flask
 from services.console.api import api
 from services.console.auth import bp as auth_bp
 from services.console.auth import require_token
-from services.console.handlers import register_handlers
+from services.console.handlers import register_handlers, trusted_host
 from services.console.runlist import RunCache
 from services.console.views_models import models_bp
 from services.console.views_runs import runs_bp
@@ -26,12 +26,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or Store.from_settings(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 64 * 1024
+    app.config["TRUSTED_HOSTS"] = settings.console_hosts()  # any other Host header gets a 400
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.jinja_env.autoescape = True  # every template, whatever its name, escapes what it shows
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.store"] = store
     app.extensions["cauce.pool"] = ThreadPoolExecutor(READERS, thread_name_prefix="console-read")
     app.extensions["cauce.runs"] = RunCache()
+    app.before_request(trusted_host)  # first: nothing else runs for a Host it refuses
     app.before_request(require_token)  # off unless CAUCE_API_TOKEN is set
     register_handlers(app)
     for blueprint in (auth_bp, runs_bp, models_bp, start_bp, api):

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, Response, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from shared.errors import Conflict, DataError, NotFound, TransientError
 
@@ -43,10 +43,31 @@ def _error(message: str, field: str | None, status: int) -> Response:
 def http_error(exc: HTTPException) -> Response:
     """Werkzeug's errors (404, 405, 413, ...) in the console's shape."""
     status = exc.code or 500
+    if isinstance(exc, SecurityError):  # a Host header outside CAUCE_CONSOLE_TRUSTED_HOSTS
+        return untrusted_host(exc)
     if status == 413:
         limit = current_app.extensions["cauce.settings"].max_upload_bytes
         return _error(f"the file is larger than the limit of {limit} bytes", "file", 413)
     return _error(exc.description or exc.name, None, status)
+
+
+def trusted_host() -> Response | None:
+    """Answer a request for an untrusted Host before any other hook: Flask found it while
+    routing, and the token check and the pages would otherwise try to build links from it."""
+    refused = request.routing_exception
+    return untrusted_host(refused) if isinstance(refused, SecurityError) else None
+
+
+def untrusted_host(exc: SecurityError) -> Response:
+    """A Host header the console does not answer to (DNS rebinding, or a name to add). Plain JSON
+    whatever the path: a page cannot be rendered, its links are built from the refused host."""
+    message = (
+        f"{exc.description} The console answers only to the names in "
+        "CAUCE_CONSOLE_TRUSTED_HOSTS; add this one there to open the console under it."
+    )
+    response = jsonify({"error": message, "field": "Host"})
+    response.status_code = 400
+    return response
 
 
 def store_error(exc: Exception) -> Response:

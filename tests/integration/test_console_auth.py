@@ -51,3 +51,31 @@ def test_the_bearer_token_or_a_sign_in_opens_it(console: str) -> None:
         timeout=10,
     )
     assert away.headers["Location"] == "/"
+
+
+def test_a_host_name_outside_the_trusted_ones_is_refused(settings: Settings, store: Store) -> None:
+    # DNS rebinding: a page of another site, its name pointed at 127.0.0.1, would otherwise be
+    # same-origin with the console and could read it and post to it.
+    with running(create_app(settings, store)) as url:
+        rebound = {"Host": "evil.example:8081", "Origin": "http://evil.example:8081"}
+        for method, path in [("GET", "/runs"), ("GET", "/api/runs"), ("POST", "/start")]:
+            refused = requests.request(method, url + path, headers=rebound, timeout=10)
+            assert refused.status_code == 400, (method, path, refused.text)
+            assert refused.json()["field"] == "Host"
+            assert "CAUCE_CONSOLE_TRUSTED_HOSTS" in refused.json()["error"]
+        for host in ("127.0.0.1", "localhost:8081"):
+            answered = requests.get(url + "/api/runs", headers={"Host": host}, timeout=10)
+            assert answered.status_code == 200, answered.text
+    named = settings.model_copy(update={"console_trusted_hosts": "console.example, .corp.example"})
+    with running(create_app(named, store)) as url:
+        for host in ("console.example", "cauce.corp.example:8081"):
+            answered = requests.get(url + "/api/runs", headers={"Host": host}, timeout=10)
+            assert answered.status_code == 200, answered.text
+        assert (
+            requests.get(url + "/api/runs", headers={"Host": "localhost"}, timeout=10).status_code
+            == 400
+        )
+    anyone = settings.model_copy(update={"console_trusted_hosts": "*"})
+    with running(create_app(anyone, store)) as url:
+        answered = requests.get(url + "/api/runs", headers={"Host": "evil.example"}, timeout=10)
+        assert answered.status_code == 200
