@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -16,6 +17,27 @@ from shared.config import load_settings
 from shared.stack import STOP_GRACE_SECONDS, Proc, child_env, healthy, plan
 
 log = logging.getLogger(__name__)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> Any:
+    """For Popen's preexec_fn: the child gets SIGTERM when the supervisor dies, however it dies
+    (SIGKILL, the OOM killer), and stops cleanly instead of holding its port as an orphan that
+    the next `cauce up` would trip over. Linux only; elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 class Supervisor:
@@ -42,6 +64,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),  # safe: the supervisor runs no threads
         )
         (self.home / "pids" / f"{proc.name}.pid").write_text(str(self.children[proc.name].pid))
         self.write_state()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -47,6 +48,19 @@ def test_dead_processes_restart_and_data_survives_down_up(tmp_path: Path) -> Non
         assert again.store.exists("incoming/keep/data.csv")
         time.sleep(1.5)  # several watcher scans: the old drop must not start a second run
         assert len(again.cli_json("runs")) == 1
+
+        # The supervisor killed outright (kill -9, the OOM killer): its children stop too rather
+        # than hold the ports, and the stack starts again in the same home.
+        children = _pids(home)
+        supervisor = json.loads((home / "state.json").read_text())["supervisor"]
+        os.kill(supervisor, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(_alive(p["pid"]) for p in children):
+            time.sleep(0.5)
+        assert not [p["pid"] for p in children if _alive(p["pid"])], "orphans outlived it"
+
+    with running_stack(home) as third:
+        wait_served(third.settings.serve_url, "keep", 1)
 
 
 def _pids(home: Path) -> list[dict]:
