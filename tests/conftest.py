@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +31,15 @@ class Server:
     port: int
 
 
-def _wait(check: object, what: str, log: Path, timeout: float = 60.0) -> None:
+def wait_until(check: Callable[[], object], what: str, log: Path, timeout: float = 60.0) -> None:
+    """Poll `check` until it is true; else fail saying `what` did not happen, with the end of the
+    log of the process it waited on."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start in {timeout}s:\n{log.read_text()[-3000:]}")
+    raise AssertionError(f"{what} within {timeout}s; its log:\n{log.read_text()[-3000:]}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -65,7 +67,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             cwd=root,
         )
     try:
-        _wait(lambda: http_answers(f"http://127.0.0.1:{port}/"), "SeaweedFS", log)
+        wait_until(
+            lambda: http_answers(f"http://127.0.0.1:{port}/"), "SeaweedFS did not start", log
+        )
         yield Server(f"http://127.0.0.1:{port}", port)
     finally:
         _stop(proc)
@@ -90,7 +94,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             return False
 
     try:
-        _wait(pings, "the Redis-protocol server", log)
+        wait_until(pings, "the Redis-protocol server did not start", log)
         yield Server(f"redis://127.0.0.1:{port}/0", port)
     finally:
         _stop(proc)

@@ -21,6 +21,7 @@ from shared.config import Settings
 from shared.servers import free_port
 from shared.stack import child_env, serve_argv
 from shared.storage import Store
+from tests.conftest import wait_until
 from tests.integration.serve_support import deploy, fit_iris, iris_frame
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
@@ -65,15 +66,6 @@ def refused(host: str, port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
-
-
-def wait_until(check: object, what: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout}s; the service's log:\n{log.read_text()[-3000:]}")
 
 
 def models_loaded(log: Path) -> int:
@@ -154,7 +146,7 @@ def test_the_service_cauce_up_starts_answers_on_loopback_from_every_worker_and_s
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the launcher makes a fresh one
     url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
     with launched(env, log) as master:
-        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log)
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 90)
         first = workers(master.pid)
         assert len(first) == 2
 
@@ -176,8 +168,11 @@ def test_the_service_cauce_up_starts_answers_on_loopback_from_every_worker_and_s
             lambda: victim not in workers(master.pid) and len(workers(master.pid)) == 2,
             "the killed worker was not replaced",
             log,
+            90,
         )
-        wait_until(lambda: models_loaded(log) == 3, "the new worker did not load the model", log)
+        wait_until(
+            lambda: models_loaded(log) == 3, "the new worker did not load the model", log, 90
+        )
         now = workers(master.pid)
         sent += send_until_answered(url, now, metrics_dir, log)
         assert total_requests(url) == sent
@@ -201,7 +196,7 @@ def test_workers_stop_when_their_master_is_killed(
     env = {**child_env(settings), "CAUCE_SERVE_PORT": str(port), "WEB_CONCURRENCY": "2"}
     log = tmp_path / "serve.log"
     with launched(env, log) as master:
-        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log)
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 90)
         orphans = workers(master.pid)
         os.kill(master.pid, signal.SIGKILL)  # the master only: its workers are left behind
         master.wait()
