@@ -5,7 +5,7 @@ temporary directory, writes N runs into the bucket as the stages leave them (`ru
 stage's `status.json`; ids spread over the last 30 days, five pipelines, mostly succeeded, some
 failed, a few running), then times page loads over HTTP from a separate process: the first page,
 the next page, a page deep in the history, and filtered pages. With --baseline it also times
-`shared.runs.list_runs`, which reads every run (what `cauce runs` does).
+`shared.runs.list_runs`, which reads every run (what `cauce runs` did until it read pages too).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def report(results: dict[str, list[float]], header: str, baseline: float | None)
         p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
         print(f"| {name} | {cold:.0f} | {statistics.median(ms):.0f} | {p95:.0f} |")
     if baseline is not None:
-        print(f"\nlist_runs over every run (what `cauce runs` does): {baseline:.1f} s")
+        print(f"\nlist_runs over every run (what `cauce runs` did): {baseline:.1f} s")
 
 
 def main() -> None:

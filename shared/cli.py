@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from shared.config import Settings, load_settings
 from shared.errors import CauceError, NotFound
 from shared.registry import get_alias, list_pipelines, list_versions
 from shared.render import run_lines
-from shared.runs import describe_run, list_runs
+from shared.runlist import STATES, Reader, RunCache, runs_page
+from shared.runs import describe_run
 from shared.storage import Store
 from shared.submit import (
     await_run_id,
@@ -230,19 +232,38 @@ def batch(
 
 @main.command()
 @click.option("--pipeline", "-p", help="Only this pipeline's runs.")
+@click.option("--state", type=click.Choice(STATES), help="Only runs in this state.")
+@click.option(
+    "--limit", "-n", default=20, show_default=True, type=click.IntRange(1), help="How many runs."
+)
+@click.option("--before", metavar="RUN_ID", help="Only runs older than this one (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (oldest first).")
-def runs(pipeline: str | None, as_json: bool) -> None:
-    """List runs, oldest first."""
-    views = list_runs(_store(), pipeline=pipeline)
+def runs(
+    pipeline: str | None, state: str | None, limit: int, before: str | None, as_json: bool
+) -> None:
+    """List the newest runs, printed oldest first (the newest last). Reads only those runs,
+    however many the bucket holds; `--before` the oldest one shown goes on to older runs."""
+    store = _store()
+    with ThreadPoolExecutor(8) as pool:
+        page = runs_page(
+            Reader(store, pool, RunCache()),
+            before=before,
+            limit=limit,
+            pipeline=pipeline,
+            state=state,
+        )
+    views = list(reversed(page.runs))
     if as_json:
         _emit(views)
-        return
-    for view in views:
-        done = sum(1 for s in view["stages"] if s["state"] == "succeeded")
-        click.echo(
-            f"{view['run_id']}  {view['pipeline']:<16} {view['state']:<10} "
-            f"{done}/{len(view['stages'])} stages  {view['error'] or ''}"
-        )
+    else:
+        for view in views:
+            done = sum(1 for s in view["stages"] if s["state"] == "succeeded")
+            click.echo(
+                f"{view['run_id']}  {view['pipeline']:<16} {view['state']:<10} "
+                f"{done}/{len(view['stages'])} stages  {view['error'] or ''}"
+            )
+    if page.next_before is not None:
+        click.echo(f"older runs: cauce runs --before {page.next_before}", err=True)
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""The runs page's data: one page of run views, newest first, filtered by pipeline and state."""
+"""Pages of runs, newest first, filtered by pipeline and state: the console's runs page and
+`cauce runs` read only the page they show, however many runs the bucket holds."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.console.listing import newest_ids
 from shared.errors import NotFound
+from shared.listing import newest_ids
 from shared.pipeline import STAGES
 from shared.runs import describe_run, is_terminal, read_run, read_status
 from shared.storage import Store
