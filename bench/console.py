@@ -105,6 +105,24 @@ def measure(console: str, ids: list[str], repeat: int) -> dict[str, list[float]]
     }
 
 
+def measure_cli(env: dict[str, str], repeat: int) -> dict[str, list[float]]:
+    """Time `cauce runs` as a person types it: the whole command, Python's start included."""
+    cauce = str(Path(sys.executable).parent / "cauce")
+    rows = {
+        "`cauce runs` (20 newest; the whole command)": [cauce, "runs"],
+        "`cauce runs --state failed`": [cauce, "runs", "--state", "failed"],
+    }
+    results = {}
+    for name, argv in rows.items():
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=300)
+            times.append(time.perf_counter() - started)
+        results[name] = times
+    return results
+
+
 def _env(root: Path, s3_port: int, console_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAUCE_")}
     env.update(
@@ -186,6 +204,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        results.update(measure_cli(env, repeat=min(args.repeat, 10)))
         baseline = None
         if args.baseline:
             started = time.perf_counter()
