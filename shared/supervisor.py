@@ -52,6 +52,7 @@ class Supervisor:
         self.next_start: dict[str, float] = {}
         self.stopping = False
         self.logs: dict[str, IO[bytes]] = {}
+        self.arm_child = _die_with_parent(os.getpid())
 
     def start(self, proc: Proc) -> None:
         """Start one process with its output appended to `logs/<name>.log`."""
@@ -64,7 +65,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),  # safe: the supervisor runs no threads
+            preexec_fn=self.arm_child,  # safe: the supervisor runs no threads
         )
         (self.home / "pids" / f"{proc.name}.pid").write_text(str(self.children[proc.name].pid))
         self.write_state()

@@ -43,8 +43,6 @@ def _error(message: str, field: str | None, status: int) -> Response:
 def http_error(exc: HTTPException) -> Response:
     """Werkzeug's errors (404, 405, 413, ...) in the console's shape."""
     status = exc.code or 500
-    if isinstance(exc, SecurityError):  # a Host header outside CAUCE_CONSOLE_TRUSTED_HOSTS
-        return untrusted_host(exc)
     if status == 413:
         limit = current_app.extensions["cauce.settings"].max_upload_bytes
         return _error(f"the file is larger than the limit of {limit} bytes", "file", 413)

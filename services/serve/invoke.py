@@ -157,21 +157,23 @@ class Predictions:
 
     def _body(self, environ: dict[str, Any]) -> bytes:
         """The whole body, refused with 413 when it is larger than the configured limit."""
-        too_big = RequestError(
-            f"the request body is larger than {self.max_bytes} bytes", field="body", status=413
-        )
         length = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         if length:
             if not length.isdigit():
                 raise RequestError("Content-Length must be a number of bytes", field="body")
             if int(length) > self.max_bytes:
-                raise too_big
+                raise self._too_big()
             return bytes(stream.read(int(length)))
         body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
         if len(body) > self.max_bytes:
-            raise too_big
+            raise self._too_big()
         return body
+
+    def _too_big(self) -> RequestError:
+        return RequestError(
+            f"the request body is larger than {self.max_bytes} bytes", field="body", status=413
+        )
 
     def _mlflow_model(self, environ: dict[str, Any], pipeline: str | None) -> LoadedModel:
         """The pipeline named in the path, else by the header, else the only one deployed."""
