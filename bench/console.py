@@ -33,7 +33,7 @@ from ulid import ULID
 from shared.config import Settings
 from shared.pipeline import STAGES
 from shared.runs import create_run, list_runs, write_status
-from shared.servers import free_port, http_answers, weed_argv
+from shared.stack.servers import free_port, http_answers, weed_argv
 from shared.storage import Store
 
 PIPELINES = ("churn", "fraud", "prices", "demand", "leads")

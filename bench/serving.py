@@ -24,11 +24,11 @@ from bench.load import open_loop, wrk
 from bench.serving_model import SPEC, bodies, write_dataset
 from bench.serving_report import Row, print_table
 from bench.stack import local_stack
+from shared.client.submit import await_run_id, submit_file, wait_for_run
 from shared.registry import get_alias, version_key
-from shared.servers import free_port
-from shared.stack import status
+from shared.stack.local import status
+from shared.stack.servers import free_port
 from shared.storage import Store
-from shared.submit import await_run_id, submit_file, wait_for_run
 
 ROOT = Path(__file__).resolve().parent.parent
 MLFLOW_VENV = ROOT / ".cache" / "bench-mlflow"

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.config import Settings, load_settings
-from shared.servers import free_port
+from shared.stack.servers import free_port
 from shared.storage import Store
 
 CAUCE = str(Path(sys.executable).parent / "cauce")

@@ -15,7 +15,7 @@ import redis
 from pydantic import SecretStr
 
 from shared.config import Settings
-from shared.servers import broker_argv, free_port, http_answers, weed_argv
+from shared.stack.servers import broker_argv, free_port, http_answers, weed_argv
 from shared.storage import Store
 
 ACCESS_KEY = "cauce-test"

@@ -13,8 +13,8 @@ from services.console.handlers import register_handlers, trusted_host
 from services.console.views_models import models_bp
 from services.console.views_runs import runs_bp
 from services.console.views_start import start_bp
+from shared.client.runlist import RunCache
 from shared.config import Settings, load_settings
-from shared.runlist import RunCache
 from shared.storage import Store
 
 READERS = 8  # parallel bucket reads per request; boto3's pool holds ten connections

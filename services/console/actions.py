@@ -7,8 +7,8 @@ from typing import Any
 
 from ulid import ULID
 
+from shared.client.listing import ids_between
 from shared.errors import Conflict, DataError, NotFound
-from shared.listing import ids_between
 from shared.registry import get_alias, move_alias, version_key
 from shared.runs import read_run
 from shared.storage import Store, check_name

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import current_app
 
+from shared.client.runlist import Reader
 from shared.config import Settings
-from shared.runlist import Reader
 from shared.storage import Store
 
 

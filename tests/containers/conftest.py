@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
-from shared.servers import free_port
+from shared.stack.servers import free_port
 from shared.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shared.config import Settings, load_settings
-from shared.servers import free_port
+from shared.stack.servers import free_port
 from shared.storage import Store
 
 CAUCE = str(Path(sys.executable).parent / "cauce")

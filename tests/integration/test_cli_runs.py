@@ -14,7 +14,7 @@ from ulid import ULID
 from shared.config import Settings
 from shared.pipeline import STAGES
 from shared.runs import create_run, write_status
-from shared.stack import child_env
+from shared.stack.local import child_env
 from shared.storage import Store
 
 CAUCE = str(Path(sys.executable).parent / "cauce")

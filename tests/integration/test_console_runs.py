@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from services.console import create_app
+from shared.client.listing import newest_ids
 from shared.config import Settings
-from shared.listing import newest_ids
 from shared.storage import Store
 from tests.console_support import ago, seed_run
 from tests.integration.serve_support import running

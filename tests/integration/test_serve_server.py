@@ -18,8 +18,8 @@ import pandas as pd
 import requests
 
 from shared.config import Settings
-from shared.servers import free_port
-from shared.stack import child_env, serve_argv
+from shared.stack.local import child_env, serve_argv
+from shared.stack.servers import free_port
 from shared.storage import Store
 from tests.conftest import wait_until
 from tests.integration.serve_support import deploy, fit_iris, iris_frame

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from services.ingest.recovery import Recovery
-from services.ingest.watcher import Watcher
+from services.watcher.recovery import Recovery
+from services.watcher.watcher import Watcher
 from shared.config import Settings
 from shared.messaging import create_celery
 from shared.runs import list_runs

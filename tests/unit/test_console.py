@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from ulid import ULID
 
 from services.console import present, specform, svg
-from shared.listing import prefix_time, time_prefix
+from shared.client.listing import prefix_time, time_prefix
 
 
 def test_time_prefix_matches_ulids() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from shared.servers import free_port, port_is_free
+from shared.stack.servers import free_port, port_is_free
 
 
 def _ephemeral_start() -> int:

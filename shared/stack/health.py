@@ -1,4 +1,4 @@
-"""Health probes for container orchestrators: `python -m shared.health worker|http URL`."""
+"""Health probes for container orchestrators: `python -m shared.stack.health worker|http URL`."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     elif len(argv) == 2 and argv[0] == "http":
         healthy = url_ok(argv[1])
     else:
-        print("usage: python -m shared.health worker | http URL", file=sys.stderr)
+        print("usage: python -m shared.stack.health worker | http URL", file=sys.stderr)
         return 2
     return 0 if healthy else 1
 

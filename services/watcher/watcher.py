@@ -11,7 +11,7 @@ import uuid
 import redis
 from celery import Celery
 
-from services.ingest.recovery import LEDGER, SENT, Recovery
+from services.watcher.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, DataError, NotFound
 from shared.ids import new_run_id, now

@@ -10,8 +10,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.client.listing import newest_ids
 from shared.errors import NotFound
-from shared.listing import newest_ids
 from shared.pipeline import STAGES
 from shared.runs import describe_run, is_terminal, read_run, read_status
 from shared.storage import Store

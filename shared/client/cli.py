@@ -12,15 +12,9 @@ from typing import Any
 import click
 import requests
 
-from shared import stack
-from shared.config import Settings, load_settings
-from shared.errors import CauceError, NotFound
-from shared.registry import get_alias, list_pipelines, list_versions
-from shared.render import run_lines
-from shared.runlist import STATES, Reader, RunCache, runs_page
-from shared.runs import describe_run
-from shared.storage import Store
-from shared.submit import (
+from shared.client.render import run_lines
+from shared.client.runlist import STATES, Reader, RunCache, runs_page
+from shared.client.submit import (
     await_run_id,
     find_batch_job,
     submit_batch,
@@ -28,6 +22,12 @@ from shared.submit import (
     wait_for_batch,
     wait_for_run,
 )
+from shared.config import Settings, load_settings
+from shared.errors import CauceError, NotFound
+from shared.registry import get_alias, list_pipelines, list_versions
+from shared.runs import describe_run
+from shared.stack import local as stack
+from shared.storage import Store
 
 
 def _settings() -> Settings:

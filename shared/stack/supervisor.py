@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from shared.config import load_settings
-from shared.stack import STOP_GRACE_SECONDS, Proc, child_env, healthy, plan
+from shared.stack.local import STOP_GRACE_SECONDS, Proc, child_env, healthy, plan
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class Supervisor:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: `python -m shared.supervisor '{"train": 2}'`."""
+    """Entry point: `python -m shared.stack.supervisor '{"train": 2}'`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
     settings.home = home = settings.home.resolve()

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from shared.config import Settings
 from shared.errors import CauceError
 from shared.pipeline import STAGES
-from shared.servers import broker_argv, http_answers, port_is_free, tcp_answers, weed_argv
+from shared.stack.servers import broker_argv, http_answers, port_is_free, tcp_answers, weed_argv
 
 STOP_GRACE_SECONDS = 30.0
 
@@ -95,7 +95,7 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
             },
             probe=("http", f"http://127.0.0.1:{s3_port}/"),
         ),
-        Proc("watcher", [py, "-m", "services.ingest.watcher"]),
+        Proc("watcher", [py, "-m", "services.watcher"]),
     ]
     for stage in STAGES:
         for index in range(1, workers.get(stage, 1) + 1):
@@ -208,13 +208,13 @@ def up(settings: Settings, workers: dict[str, int]) -> int:
     env["CAUCE_HOME"] = str(home)
     with open(home / "logs" / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.supervisor", json.dumps(workers)],
+            [sys.executable, "-m", "shared.stack.supervisor", json.dumps(workers)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],
         )
     return proc.pid
 

@@ -1,0 +1,5 @@
+"""`python -m services.watcher`: run the watcher until SIGTERM."""
+
+from services.watcher.watcher import main
+
+main()

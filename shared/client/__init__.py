@@ -1,0 +1,1 @@
+"""The client side: the `cauce` command, submitting files, and reading runs a page at a time."""
