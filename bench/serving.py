@@ -25,7 +25,8 @@ from bench.serving_model import SPEC, bodies, write_dataset
 from bench.serving_report import Row, print_table
 from bench.stack import local_stack
 from shared.client.submit import await_run_id, submit_file, wait_for_run
-from shared.registry import get_alias, version_key
+from shared.layout import version_key
+from shared.registry import get_alias
 from shared.stack.local import status
 from shared.stack.servers import free_port
 from shared.storage import Store

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import NotFound
+from shared.layout import cache_entry_key, stage_key
 from shared.storage import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,20 +48,15 @@ def cache_key(stage: str, inputs: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def entry_key(stage: str, key: str) -> str:
-    """Where a cache entry lives in the bucket."""
-    return f"cache/{stage}/{key}.json"
-
-
 def lookup(store: Store, stage: str, key: str) -> dict[str, Any] | None:
     """The cache entry for `key` if every artifact it names still exists; else None."""
     try:
-        entry = dict(store.get_json(entry_key(stage, key)))
+        entry = dict(store.get_json(cache_entry_key(stage, key)))
     except NotFound:
         return None
     source = entry["run_id"]
     for name in entry["result"].get("outputs", []):
-        if not store.exists(f"runs/{source}/{stage}/{name}"):
+        if not store.exists(stage_key(source, stage, name)):
             return None  # deleted artifacts are never trusted: recompute
     return entry
 
@@ -69,7 +65,7 @@ def restore(store: Store, entry: dict[str, Any], *, stage: str, run_id: str) -> 
     """Copy a cached stage's artifacts into this run; False if one vanished meanwhile."""
     try:
         for name in entry["result"].get("outputs", []):
-            store.copy(f"runs/{entry['run_id']}/{stage}/{name}", f"runs/{run_id}/{stage}/{name}")
+            store.copy(stage_key(entry["run_id"], stage, name), stage_key(run_id, stage, name))
     except NotFound:
         return False
     return True
@@ -78,4 +74,4 @@ def restore(store: Store, entry: dict[str, Any], *, stage: str, run_id: str) -> 
 def remember(store: Store, stage: str, key: str, *, run_id: str, status: dict[str, Any]) -> None:
     """Record a successful stage execution under its key."""
     result = {k: v for k, v in status.items() if k not in EXECUTION_FIELDS}
-    store.put_json(entry_key(stage, key), {"run_id": run_id, "result": result})
+    store.put_json(cache_entry_key(stage, key), {"run_id": run_id, "result": result})

@@ -10,6 +10,7 @@ from celery import Celery
 
 from shared.config import Settings
 from shared.errors import DataError
+from shared.layout import stage_key
 from shared.runs import read_status
 from shared.spec import PipelineSpec, parse_spec
 from shared.storage import Store
@@ -48,7 +49,7 @@ class StageContext:
 
     def key(self, name: str, stage: str | None = None) -> str:
         """The key of an artifact of this run (this stage's unless `stage` is given)."""
-        return f"runs/{self.run_id}/{stage or self.stage}/{name}"
+        return stage_key(self.run_id, stage or self.stage, name)
 
     def spec(self) -> PipelineSpec:
         """The spec that ingest resolved for this run (target, task and metric filled in)."""

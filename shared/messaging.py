@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import redis
 from celery import Celery
 
 from shared.config import Settings
+from shared.messages import Message
 from shared.pipeline import STAGES
+
+# Our own header on every message we send: the task and its message, so that what waits in a
+# queue can be read without depending on how Celery formats its own headers.
+HEADER = "cauce-work"
 
 
 def create_celery(settings: Settings, name: str) -> Celery:
@@ -34,3 +43,22 @@ def create_celery(settings: Settings, name: str) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+def send(app: Celery, task: str, message: Message, *, queue: str) -> None:
+    """Send a task by name, with a header of our own that says what work it asks for."""
+    body = message.model_dump()
+    app.send_task(task, kwargs=body, queue=queue, headers={HEADER: {"task": task, **body}})
+
+
+def waiting(broker: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    """The work that each message waiting in a queue asks for (messages we did not send skipped)."""
+    found = []
+    for raw in broker.lrange(queue, 0, -1):
+        try:
+            work = json.loads(raw).get("headers", {}).get(HEADER)
+        except (ValueError, AttributeError):
+            continue  # not a kombu JSON envelope
+        if isinstance(work, dict):
+            found.append(work)
+    return found

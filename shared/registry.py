@@ -7,30 +7,23 @@ from typing import Any
 
 from shared.errors import Conflict, NotFound
 from shared.ids import new_run_id, now
+from shared.layout import (
+    MODELS,
+    alias_key,
+    history_key,
+    history_prefix,
+    version_key,
+    versions_prefix,
+)
 from shared.signing import check_file, manifest, sign, verify
 from shared.storage import Store
 
 MODEL_FILE = "model.skops"
 
 
-def versions_prefix(pipeline: str) -> str:
-    """The prefix under which a pipeline's versions live."""
-    return f"models/{pipeline}/versions/"
-
-
-def version_key(pipeline: str, version: int, name: str = "version.json") -> str:
-    """The key of one file of one version."""
-    return f"{versions_prefix(pipeline)}{version}/{name}"
-
-
-def alias_key(pipeline: str, alias: str) -> str:
-    """The key of an alias pointer."""
-    return f"models/{pipeline}/aliases/{alias}.json"
-
-
 def list_pipelines(store: Store) -> list[str]:
     """Every pipeline that has at least one registered version."""
-    return sorted(store.children("models/"))
+    return sorted(store.children(MODELS))
 
 
 def list_versions(store: Store, pipeline: str) -> list[dict[str, Any]]:
@@ -146,11 +139,11 @@ def move_alias(
             store.put_json(alias_key(pipeline, alias), pointer, **condition)
         except Conflict:
             continue  # someone else moved it: re-read and move again on top of theirs
-        store.put_json(f"models/{pipeline}/aliases/history/{alias}/{new_run_id()}.json", pointer)
+        store.put_json(history_key(pipeline, alias, new_run_id()), pointer)
         return pointer
 
 
 def alias_history(store: Store, pipeline: str, alias: str = "production") -> list[dict[str, Any]]:
     """Every move of the alias, oldest first."""
-    prefix = f"models/{pipeline}/aliases/history/{alias}/"
+    prefix = history_prefix(pipeline, alias)
     return [dict(store.get_json(item.key)) for item in store.list_objects(prefix)]

@@ -6,20 +6,11 @@ from typing import Any
 
 from shared.errors import Conflict, NotFound
 from shared.ids import now, seconds_between
+from shared.layout import RUNS, run_key, stage_key
 from shared.pipeline import STAGES
 from shared.storage import Store
 
 TERMINAL = ("succeeded", "failed")
-
-
-def run_key(run_id: str, name: str = "run.json") -> str:
-    """The key of a file directly under the run."""
-    return f"runs/{run_id}/{name}"
-
-
-def stage_key(run_id: str, stage: str, name: str) -> str:
-    """The key of one of a stage's artifacts."""
-    return f"runs/{run_id}/{stage}/{name}"
 
 
 def create_run(
@@ -141,7 +132,7 @@ def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
 
 def list_run_ids(store: Store) -> list[str]:
     """Every run id, oldest first (ULIDs sort by time)."""
-    return sorted(store.children("runs/"))
+    return sorted(store.children(RUNS))
 
 
 def list_runs(store: Store, *, pipeline: str | None = None) -> list[dict[str, Any]]:

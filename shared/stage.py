@@ -18,7 +18,7 @@ from shared.errors import DataError, TransientError
 from shared.heartbeat import heartbeat
 from shared.ids import now
 from shared.messages import RunStage
-from shared.messaging import create_celery
+from shared.messaging import create_celery, send
 from shared.pipeline import TASKS, next_stage
 from shared.runs import read_run, read_status, write_status
 from shared.storage import Store
@@ -223,4 +223,4 @@ class StageRunner:
         """Enqueue the next stage of the run by name, if there is one."""
         following = next_stage(self.stage)
         if following is not None:
-            app.send_task(TASKS[following], kwargs=message.model_dump(), queue=following)
+            send(app, TASKS[following], message, queue=following)

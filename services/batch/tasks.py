@@ -17,6 +17,7 @@ from shared.columns import CompiledSignature
 from shared.config import Settings, load_settings
 from shared.errors import DataError, NotFound, TransientError
 from shared.ids import now
+from shared.layout import job_key
 from shared.messages import ScoreFile
 from shared.messaging import create_celery
 from shared.registry import get_alias, load_version
@@ -25,11 +26,6 @@ from shared.storage import Store
 
 log = logging.getLogger(__name__)
 TASK = "batch.run"
-
-
-def job_key(pipeline: str, job_id: str, name: str = "status.json") -> str:
-    """Where a batch job writes its status and its predictions."""
-    return f"predictions/{pipeline}/{job_id}/{name}"
 
 
 def production_model(

@@ -9,7 +9,8 @@ from ulid import ULID
 
 from shared.client.listing import ids_between
 from shared.errors import Conflict, DataError, NotFound
-from shared.registry import get_alias, move_alias, version_key
+from shared.layout import drop_key, version_key
+from shared.registry import get_alias, move_alias
 from shared.runs import read_run
 from shared.storage import Store, check_name
 
@@ -21,7 +22,7 @@ def upload(store: Store, *, pipeline: str, filename: str, data: bytes) -> dict[s
     check_name(name, what="file")
     if not data:
         raise DataError(f"{name} is empty", field="file")
-    key = f"incoming/{pipeline}/{name}"
+    key = drop_key(pipeline, name)
     after = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
     etag = store.put_bytes(key, data)
     return {"pipeline": pipeline, "key": key, "etag": etag, "after": after}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import NotFound
+from shared.layout import INCOMING, PIPELINES, aliases_prefix, stage_key
 from shared.registry import alias_history, list_pipelines, list_versions
-from shared.runs import describe_run, read_run, read_status, stage_key
+from shared.runs import describe_run, read_run, read_status
 from shared.storage import Store, check_name
 
 
@@ -43,7 +44,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
 
 def aliases(store: Store, pipeline: str) -> dict[str, dict[str, Any]]:
     """Every alias of the pipeline (production, ...) and the pointer it holds."""
-    prefix = f"models/{pipeline}/aliases/"
+    prefix = aliases_prefix(pipeline)
     found = {}
     for item in store.list_objects(prefix):
         name = item.key[len(prefix) :]
@@ -72,9 +73,9 @@ def model_overview(store: Store, pipeline: str) -> dict[str, Any]:
 
 def known_pipelines(store: Store) -> list[str]:
     """Pipelines with a spec, a drop or a model: the choices when starting a run."""
-    names = set(list_pipelines(store)) | set(store.children("incoming/"))
-    for item in store.list_objects("pipelines/"):
-        name = item.key[len("pipelines/") :]
+    names = set(list_pipelines(store)) | set(store.children(INCOMING))
+    for item in store.list_objects(PIPELINES):
+        name = item.key[len(PIPELINES) :]
         if name.endswith(".yaml") and "/" not in name:
             names.add(name[: -len(".yaml")])
     return sorted(names)

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from shared import layout
 from shared.errors import NotFound, SpecError
 from shared.scoring import METRICS
 from shared.spec import ESTIMATORS, PipelineSpec
@@ -31,7 +32,7 @@ FIELDS = (
 
 def spec_key(pipeline: str) -> str:
     """The key of the pipeline's spec."""
-    return f"pipelines/{check_name(pipeline)}.yaml"
+    return layout.spec_key(check_name(pipeline))
 
 
 def load_spec_text(store: Store, pipeline: str) -> str:

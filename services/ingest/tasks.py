@@ -13,6 +13,7 @@ from services.ingest.reading import read_table
 from shared.caching import cache_key
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
+from shared.layout import dataset_key, quarantine_key
 from shared.runs import describe_run
 from shared.spec import parse_spec, resolve_spec
 from shared.stage import create_stage_worker
@@ -62,7 +63,7 @@ def claim_dataset(ctx: StageContext, sha256: str) -> str | None:
     """
     spec_text = ctx.run.get("spec") or ""
     dataset = hashlib.sha256(f"{sha256}\n{spec_text}".encode()).hexdigest()
-    key = f"datasets/{ctx.pipeline}/{dataset}.json"
+    key = dataset_key(ctx.pipeline, dataset)
     claim = {"run_id": ctx.run_id, "sha256": sha256}
     if ctx.run.get("options", {}).get("force"):
         ctx.store.put_json(key, claim)
@@ -104,13 +105,12 @@ def _download(ctx: StageContext, source: str) -> bytes:
 def quarantine(ctx: StageContext, error: DataError) -> None:
     """Keep a copy of a rejected file, with the reason, under `quarantine/<pipeline>/<run_id>/`."""
     source = ctx.run["source"]["key"]
-    prefix = f"quarantine/{ctx.pipeline}/{ctx.run_id}/"
     try:
-        ctx.store.copy(source, prefix + source.rsplit("/", 1)[-1])
+        ctx.store.copy(source, quarantine_key(ctx.pipeline, ctx.run_id, source.rsplit("/", 1)[-1]))
     except NotFound:
         ctx.log.warning("nothing to quarantine: %s is gone", source)
     ctx.store.put_json(
-        prefix + "reason.json",
+        quarantine_key(ctx.pipeline, ctx.run_id, "reason.json"),
         {"source": source, "error": str(error), "field": error.field, "run_id": ctx.run_id},
     )
 

@@ -15,23 +15,19 @@ from services.train.training import (
     plan_trials,
     run_trial,
 )
-from services.train.tuning import (
-    TrialData,
-    count_attempt,
-    finished_trials,
-    load_results,
-    top_trials,
-    trial_key,
-)
+from services.train.tuning import TrialData, count_attempt, load_results, top_trials
 from shared.artifacts import dump_model, load_model
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
 from shared.heartbeat import heartbeat, last_beat
 from shared.ids import now
+from shared.layout import trial_key
 from shared.messages import RunStage, RunTrial
+from shared.messaging import send
 from shared.runs import read_status
 from shared.scoring import METRICS
 from shared.stage import StageRunner, create_stage_worker, parse_message
+from shared.trials import due_trials, finished_trials, next_trial
 
 
 def cache_inputs(ctx: StageContext) -> dict[str, Any]:
@@ -65,7 +61,7 @@ def plan(ctx: StageContext) -> dict[str, Any]:
         ctx.store.put_json(ctx.key("plan.json"), search, if_none_match=True)
     except Conflict:
         search = ctx.store.get_json(ctx.key("plan.json"))  # a redelivered plan keeps the first
-    for index in range(min(search["parallelism"], len(search["trials"]))):
+    for index in due_trials((), parallelism=search["parallelism"], count=len(search["trials"])):
         send_trial(ctx, index)
     ctx.defer()
     return {
@@ -78,13 +74,13 @@ def plan(ctx: StageContext) -> dict[str, Any]:
 def send_trial(ctx: StageContext, index: int) -> None:
     """Enqueue one trial on the train queue."""
     message = RunTrial(run_id=ctx.run_id, pipeline=ctx.pipeline, index=index)
-    ctx.app.send_task("train.trial", kwargs=message.model_dump(), queue="train")
+    send(ctx.app, "train.trial", message, queue="train")
 
 
 def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> None:
     """Run one trial once (a dead worker's trial is retried, then recorded failed), then hand on."""
     search = ctx.store.get_json(ctx.key("plan.json"))
-    if not ctx.store.exists(trial_key(ctx, index)):
+    if not ctx.store.exists(trial_key(ctx.run_id, index)):
         attempts = count_attempt(ctx, index)
         planned = search["trials"][index]
         if attempts > ctx.settings.max_redeliveries + 1:
@@ -97,15 +93,18 @@ def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> Non
             }
         else:
             every = ctx.settings.heartbeat_seconds
-            with heartbeat(ctx.store, trial_key(ctx, index, "heartbeat"), every=every):
+            with heartbeat(ctx.store, trial_key(ctx.run_id, index, "heartbeat"), every=every):
                 result = {**planned, **_fit_trial(ctx, planned, data), "attempts": attempts}
-        ctx.store.put_json(trial_key(ctx, index), {**result, "worker": worker, "finished": now()})
-    following = index + search["parallelism"]
-    if following < len(search["trials"]):
+        ctx.store.put_json(
+            trial_key(ctx.run_id, index), {**result, "worker": worker, "finished": now()}
+        )
+    count = len(search["trials"])
+    following = next_trial(index, parallelism=search["parallelism"], count=count)
+    if following is not None:
         send_trial(ctx, following)
-    if len(finished_trials(ctx)) == len(search["trials"]):
+    if len(finished_trials(ctx.store, ctx.run_id)) == count:
         message = RunStage(run_id=ctx.run_id, pipeline=ctx.pipeline)
-        ctx.app.send_task("train.select", kwargs=message.model_dump(), queue="train")
+        send(ctx.app, "train.select", message, queue="train")
 
 
 def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> dict[str, Any]:
@@ -147,7 +146,7 @@ def claim_selection(ctx: StageContext, task_id: str) -> bool:
 def select(ctx: StageContext, *, task_id: str) -> dict[str, Any] | None:
     """Claim the run's one selection, pick the best trial on validation, refit and save it."""
     count = len(ctx.store.get_json(ctx.key("plan.json"))["trials"])
-    if len(finished_trials(ctx)) < count:
+    if len(finished_trials(ctx.store, ctx.run_id)) < count:
         ctx.log.info("selection asked for before every trial finished; ignoring it")
         return None
     if not claim_selection(ctx, task_id):

@@ -1,41 +1,28 @@
-"""The search as separate tasks: a plan, one result object per trial, and who runs next."""
+"""Train's own side of the search: attempt counters, results in plan order, the best trials."""
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from typing import Any
 
 from shared.artifacts import load_model
 from shared.context import StageContext
 from shared.errors import NotFound
-
-TRIAL_FILE = re.compile(r"/trials/(\d{5})\.json$")
-
-
-def trial_key(ctx: StageContext, index: int, suffix: str = "json") -> str:
-    """Where one trial's result (or its attempt counter) lives."""
-    return ctx.key(f"trials/{index:05d}.{suffix}")
-
-
-def finished_trials(ctx: StageContext) -> list[int]:
-    """The indexes of the trials that have a result."""
-    found = (TRIAL_FILE.search(item.key) for item in ctx.store.list_objects(ctx.key("trials/")))
-    return sorted(int(match.group(1)) for match in found if match)
+from shared.layout import trial_key
 
 
 def load_results(ctx: StageContext, count: int) -> list[dict[str, Any]]:
     """Every trial's result, in plan order."""
-    return [dict(ctx.store.get_json(trial_key(ctx, index))) for index in range(count)]
+    return [dict(ctx.store.get_json(trial_key(ctx.run_id, index))) for index in range(count)]
 
 
 def count_attempt(ctx: StageContext, index: int) -> int:
     """Record one more start of a trial and return how many there have been."""
     try:
-        attempts = int(ctx.store.get_json(trial_key(ctx, index, "attempts"))["attempts"])
+        attempts = int(ctx.store.get_json(trial_key(ctx.run_id, index, "attempts"))["attempts"])
     except NotFound:
         attempts = 0
-    ctx.store.put_json(trial_key(ctx, index, "attempts"), {"attempts": attempts + 1})
+    ctx.store.put_json(trial_key(ctx.run_id, index, "attempts"), {"attempts": attempts + 1})
     return attempts + 1
 
 

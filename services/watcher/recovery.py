@@ -8,9 +8,7 @@ so a copy sent by mistake only repeats a check.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +18,13 @@ from celery import Celery
 from shared.config import Settings
 from shared.errors import NotFound
 from shared.heartbeat import last_beat
+from shared.layout import stage_key
 from shared.messages import RunStage, RunTrial
+from shared.messaging import send, waiting
 from shared.pipeline import TASKS
 from shared.runs import describe_run, is_terminal, list_run_ids, read_run, read_status
 from shared.storage import Store
+from shared.trials import due_trials, last_sign, trial_times
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ LEDGER = "cauce:ledger:incoming"  # drop (key|etag|time) -> run id
 SENT = "cauce:ledger:started"  # run ids whose ingest message was sent
 ACTIVE = "cauce:runs:active"  # runs not yet ended
 EPOCH = "cauce:runs:epoch"  # present while the broker still holds the three above
-TRIAL = re.compile(r"/trials/(\d{5})\.(json|heartbeat)$")
 
 
 class Recovery:
@@ -92,70 +92,58 @@ class Recovery:
             status = read_status(self.store, message.run_id, stage["stage"]) or {}
             if stage["stage"] == "train" and "trials_planned" in status:
                 return self.check_trials(message)
-            beat = last_beat(self.store, f"runs/{message.run_id}/{stage['stage']}/heartbeat.json")
+            beat = last_beat(
+                self.store, stage_key(message.run_id, stage["stage"], "heartbeat.json")
+            )
             quiet = time.time() - beat if beat else self._age(stage["started"])
         if quiet < self.settings.stale_seconds or self.queued(stage["stage"], message.run_id):
             return []
-        return [self.send(TASKS[stage["stage"]], stage["stage"], message.model_dump())]
+        return [self.send(TASKS[stage["stage"]], stage["stage"], message)]
 
     def check_trials(self, message: RunStage) -> list[str]:
         """Resend due trials that nobody runs, or the selection once every trial has a result."""
-        prefix = f"runs/{message.run_id}/train/"
-        plan = self.store.get_json(prefix + "plan.json")
+        plan = self.store.get_json(stage_key(message.run_id, "train", "plan.json"))
         count, parallel = len(plan["trials"]), plan["parallelism"]
-        results, beats = self._trial_files(prefix)
-        if len(results) == count:
-            beat = last_beat(self.store, prefix + "heartbeat.json") or 0.0
-            if time.time() - max(beat, max(results.values())) < self.settings.stale_seconds:
+        times = trial_times(self.store, message.run_id)
+        if len(times.results) == count:
+            beat = last_beat(self.store, stage_key(message.run_id, "train", "heartbeat.json"))
+            if (
+                time.time() - max(beat or 0.0, *times.results.values())
+                < self.settings.stale_seconds
+            ):
                 return []
-            if self.queued("train", message.run_id, "train.select"):
+            if self.queued("train", message.run_id, task="train.select"):
                 return []
-            return [self.send("train.select", "train", message.model_dump())]
+            return [self.send("train.select", "train", message)]
         sent = []
-        for index in range(count):
-            due = index < parallel or index - parallel in results
-            if index in results or not due:
-                continue
-            last = beats.get(index) or results.get(index - parallel) or self._age_ts(plan)
+        planned = float(plan.get("created_at", 0.0))
+        for index in due_trials(times.results, parallelism=parallel, count=count):
+            last = last_sign(times, index, parallelism=parallel, planned=planned)
             if time.time() - last < self.settings.stale_seconds:
                 continue
-            trial = RunTrial(**message.model_dump(), index=index)
-            if not self.queued("train", message.run_id, f"'index': {index}}}"):
-                sent.append(self.send("train.trial", "train", trial.model_dump()))
+            if not self.queued("train", message.run_id, task="train.trial", index=index):
+                trial = RunTrial(**message.model_dump(), index=index)
+                sent.append(self.send("train.trial", "train", trial))
         return sent
-
-    def _trial_files(self, prefix: str) -> tuple[dict[int, float], dict[int, float]]:
-        results: dict[int, float] = {}
-        beats: dict[int, float] = {}
-        for item in self.store.list_objects(prefix + "trials/"):
-            match = TRIAL.search(item.key)
-            if match:
-                target = results if match.group(2) == "json" else beats
-                target[int(match.group(1))] = datetime.fromisoformat(item.modified).timestamp()
-        return results, beats
-
-    def _age_ts(self, plan: dict[str, Any]) -> float:
-        return float(plan.get("created_at", 0.0))
 
     @staticmethod
     def _age(iso: str | None) -> float:
         return time.time() - datetime.fromisoformat(iso).timestamp() if iso else 0.0
 
-    def queued(self, queue: str, run_id: str, marker: str = "") -> bool:
-        """Whether a message about this run (and marker) waits in the queue."""
-        return any(run_id in text and marker in text for text in self._messages(queue))
-
-    def _messages(self, queue: str) -> Iterator[str]:
-        for raw in self.broker.lrange(queue, 0, -1):
-            yield raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-    def send(self, task: str, queue: str, kwargs: dict[str, Any]) -> str:
-        """Send a task again and say so."""
-        log.warning(
-            "recovery: sending %s again for run %s %s",
-            task,
-            kwargs["run_id"],
-            {k: v for k, v in kwargs.items() if k == "index"},
+    def queued(
+        self, queue: str, run_id: str, *, task: str | None = None, index: int | None = None
+    ) -> bool:
+        """Whether a message for this run (of this task, for this trial) waits in the queue."""
+        return any(
+            work.get("run_id") == run_id
+            and task in (None, work.get("task"))
+            and index in (None, work.get("index"))
+            for work in waiting(self.broker, queue)
         )
-        self.app.send_task(task, kwargs=kwargs, queue=queue)
-        return f"{task} {kwargs['run_id']} {kwargs.get('index', '')}".strip()
+
+    def send(self, task: str, queue: str, message: RunStage) -> str:
+        """Send a task again and say so."""
+        trial = {"index": message.index} if isinstance(message, RunTrial) else {}
+        log.warning("recovery: sending %s again for run %s %s", task, message.run_id, trial)
+        send(self.app, task, message, queue=queue)
+        return f"{task} {message.run_id} {trial.get('index', '')}".strip()

@@ -15,8 +15,9 @@ from services.watcher.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, DataError, NotFound
 from shared.ids import new_run_id, now
+from shared.layout import BATCH, INCOMING, job_key, spec_key
 from shared.messages import RunStage, ScoreFile
-from shared.messaging import create_celery
+from shared.messaging import create_celery, send
 from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
 from shared.storage import ObjectInfo, Store, check_name
@@ -24,13 +25,11 @@ from shared.storage import ObjectInfo, Store, check_name
 log = logging.getLogger(__name__)
 
 LOCK = "cauce:watcher:lock"
-PREFIX = "incoming/"
 # Batch prediction (issue 7): a file under batch/<pipeline>/ becomes one batch.run job.
-BATCH_PREFIX = "batch/"
 BATCH_LEDGER = "cauce:ledger:batch"
 
 
-def pipeline_of(key: str, prefix: str = PREFIX) -> str | None:
+def pipeline_of(key: str, prefix: str = INCOMING) -> str | None:
     """The pipeline a dropped key belongs to, or None for keys that are not drops."""
     parts = key[len(prefix) :].split("/")
     if len(parts) < 2 or not parts[-1] or parts[-1].startswith("."):
@@ -54,7 +53,7 @@ class Watcher:
     def scan(self) -> list[str]:
         """Look at `incoming/` once; return the ids of the runs started."""
         started = []
-        for item in self.store.list_objects(PREFIX):
+        for item in self.store.list_objects(INCOMING):
             entry = f"{item.key}|{item.etag}|{item.modified}"
             if entry in self.seen:
                 continue
@@ -68,9 +67,9 @@ class Watcher:
     def scan_batch(self) -> list[str]:
         """Look at `batch/` once; queue one batch.run job per new file, return the job ids."""
         jobs = []
-        for item in self.store.list_objects(BATCH_PREFIX):
+        for item in self.store.list_objects(BATCH):
             entry = f"{item.key}|{item.etag}|{item.modified}"
-            pipeline = None if entry in self.seen else pipeline_of(item.key, BATCH_PREFIX)
+            pipeline = None if entry in self.seen else pipeline_of(item.key, BATCH)
             self.seen.add(entry)
             if pipeline is None:
                 continue
@@ -81,8 +80,8 @@ class Watcher:
                 continue
             job = ScoreFile(job_id=job_id, pipeline=pipeline, key=item.key)
             status = {**job.model_dump(), "source": item.key, "state": "queued", "queued": now()}
-            self.store.put_json(f"predictions/{pipeline}/{job_id}/status.json", status)
-            self.app.send_task("batch.run", kwargs=job.model_dump(), queue="batch")
+            self.store.put_json(job_key(pipeline, job_id), status)
+            send(self.app, "batch.run", job, queue="batch")
             self.broker.sadd(SENT, job_id)
             log.info("batch job %s queued for %s", job_id, item.key)
             jobs.append(job_id)
@@ -110,7 +109,7 @@ class Watcher:
             },
         )
         message = RunStage(run_id=run_id, pipeline=pipeline)
-        self.app.send_task(TASKS[STAGES[0]], kwargs=message.model_dump(), queue=STAGES[0])
+        send(self.app, TASKS[STAGES[0]], message, queue=STAGES[0])
         self.broker.sadd(SENT, run_id)
         log.info("run %s started for %s", run_id, item.key)
         return run_id
@@ -118,7 +117,7 @@ class Watcher:
     def _spec(self, pipeline: str) -> str | None:
         """The pipeline's spec text at the moment of the drop (snapshotted into the run)."""
         try:
-            return self.store.get_bytes(f"pipelines/{pipeline}.yaml").decode("utf-8", "replace")
+            return self.store.get_bytes(spec_key(pipeline)).decode("utf-8", "replace")
         except NotFound:
             return None
 

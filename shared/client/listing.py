@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from shared.layout import RUNS
 from shared.storage import Store
 
-PREFIX = "runs/"
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32, as ULIDs use
 LIST_LIMIT = 1000  # one S3 listing call's worth
 FIRST_WINDOW_MS = 10 * 60 * 1000
@@ -44,14 +44,14 @@ def ids_between(store: Store, low: str, high: str | None, *, limit: int) -> tupl
     ids: list[str] = []
     request: dict[str, Any] = {
         "Bucket": store.bucket,
-        "Prefix": PREFIX,
+        "Prefix": RUNS,
         "Delimiter": "/",
-        "StartAfter": PREFIX + low,
+        "StartAfter": RUNS + low,
     }
     while True:
         page = store.client.list_objects_v2(**request, MaxKeys=min(LIST_LIMIT, limit + 1))
         for item in page.get("CommonPrefixes", []):
-            run_id = item["Prefix"][len(PREFIX) :].rstrip("/")
+            run_id = item["Prefix"][len(RUNS) :].rstrip("/")
             if high is not None and run_id >= high:
                 return ids, True
             if run_id < low:

@@ -12,6 +12,7 @@ import yaml
 from ulid import ULID
 
 from shared.errors import NotFound
+from shared.layout import RUNS, batch_key, drop_key, job_key, jobs_prefix, spec_key
 from shared.runs import describe_run, is_terminal, read_run
 from shared.storage import Store, check_name
 
@@ -31,7 +32,7 @@ def submit_file(
     store.ensure_bucket()
     if target is not None:
         _set_target(store, pipeline, target)
-    key = f"incoming/{pipeline}/{path.name}"
+    key = drop_key(pipeline, path.name)
     started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
     options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
     store.put_bytes(key, path.read_bytes(), metadata=options)
@@ -40,7 +41,7 @@ def submit_file(
 
 
 def _set_target(store: Store, pipeline: str, target: str) -> None:
-    key = f"pipelines/{pipeline}.yaml"
+    key = spec_key(pipeline)
     try:
         spec = yaml.safe_load(store.get_bytes(key)) or {}
     except NotFound:
@@ -55,7 +56,7 @@ def _set_target(store: Store, pipeline: str, target: str) -> None:
 
 def find_run(store: Store, *, key: str, etag: str, modified: str, after: str) -> str | None:
     """The id of the run the watcher started for this upload, once it exists."""
-    for run_id in sorted(store.children("runs/"), reverse=True):
+    for run_id in sorted(store.children(RUNS), reverse=True):
         if run_id < after:
             break
         try:
@@ -120,7 +121,7 @@ def submit_batch(store: Store, path: Path, *, pipeline: str) -> dict[str, Any]:
     check_name(pipeline)
     check_name(path.name, what="file")
     store.ensure_bucket()
-    key = f"batch/{pipeline}/{path.name}"
+    key = batch_key(pipeline, path.name)
     started = str(ULID.from_timestamp(time.time() - 5))  # jobs queued from now on sort after
     store.put_bytes(key, path.read_bytes())
     return {"key": key, "pipeline": pipeline, "after": started}
@@ -128,11 +129,11 @@ def submit_batch(store: Store, path: Path, *, pipeline: str) -> dict[str, Any]:
 
 def find_batch_job(store: Store, *, pipeline: str, key: str, after: str) -> str | None:
     """The id of the newest batch job queued for `key` since `after`, once it exists."""
-    for job_id in sorted(store.children(f"predictions/{pipeline}/"), reverse=True):
+    for job_id in sorted(store.children(jobs_prefix(pipeline)), reverse=True):
         if job_id < after:
             break
         try:
-            if store.get_json(f"predictions/{pipeline}/{job_id}/status.json")["source"] == key:
+            if store.get_json(job_key(pipeline, job_id))["source"] == key:
                 return job_id
         except NotFound:
             continue
@@ -143,9 +144,7 @@ def wait_for_batch(store: Store, pipeline: str, job_id: str, *, timeout: float) 
     """Poll a batch job's status until it succeeds or fails, or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while True:
-        status: dict[str, Any] = dict(
-            store.get_json(f"predictions/{pipeline}/{job_id}/status.json")
-        )
+        status: dict[str, Any] = dict(store.get_json(job_key(pipeline, job_id)))
         if status["state"] in ("succeeded", "failed") or time.monotonic() > deadline:
             return status
         time.sleep(0.3)

@@ -7,8 +7,9 @@ import io
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from services.batch.tasks import job_key, run_job
+from services.batch.tasks import run_job
 from shared.config import Settings
+from shared.layout import job_key
 from shared.messages import ScoreFile
 from shared.storage import Store
 from tests.integration.serve_support import deploy, fit_iris, iris_frame

@@ -19,7 +19,8 @@ from sklearn.pipeline import Pipeline
 from services.serve import create_app
 from services.serve.models import ModelCache
 from shared.config import Settings
-from shared.registry import move_alias, version_key
+from shared.layout import version_key
+from shared.registry import move_alias
 from shared.storage import Store
 from tests.integration.serve_support import (
     deploy,

@@ -26,7 +26,8 @@ from services.preprocess.features import build_transformer
 from services.serve import create_app
 from shared.artifacts import dump_model
 from shared.config import Settings
-from shared.registry import move_alias, register_version, version_key
+from shared.layout import version_key
+from shared.registry import move_alias, register_version
 from shared.signature import input_signature
 from shared.storage import Store
 from tests.conftest import SIGNING_KEY

@@ -21,7 +21,9 @@ from shared.storage import Store
 class FakeApp:
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def send_task(self, name: str, *, kwargs: dict[str, Any], queue: str) -> None:
+    def send_task(
+        self, name: str, *, kwargs: dict[str, Any], queue: str, headers: dict[str, Any]
+    ) -> None:
         self.sent.append((name, kwargs))
 
 

@@ -1,0 +1,61 @@
+"""Train's tuning trials in the bucket, and the rule for which trial is due next.
+
+The plan starts the first `parallelism` trials; when trial `i` ends (with a result) it sends
+trial `i + parallelism`, so at most `parallelism` chains run at once. Train follows this rule and
+recovery checks it: both read it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import NamedTuple
+
+from shared.layout import trials_prefix
+from shared.storage import Store
+
+
+class TrialTimes(NamedTuple):
+    """When each trial's result and heartbeat were last written (epoch seconds, by index)."""
+
+    results: dict[int, float]
+    beats: dict[int, float]
+
+
+def trial_times(store: Store, run_id: str) -> TrialTimes:
+    """The run's trial results and heartbeats, each with the time it was last written."""
+    times = TrialTimes({}, {})
+    prefix = trials_prefix(run_id)
+    for item in store.list_objects(prefix):
+        index, _, suffix = item.key[len(prefix) :].partition(".")
+        target = {"json": times.results, "heartbeat": times.beats}.get(suffix)
+        if target is not None and index.isdigit():
+            target[int(index)] = datetime.fromisoformat(item.modified).timestamp()
+    return times
+
+
+def finished_trials(store: Store, run_id: str) -> list[int]:
+    """The indexes of the run's trials that have a result."""
+    return sorted(trial_times(store, run_id).results)
+
+
+def next_trial(index: int, *, parallelism: int, count: int) -> int | None:
+    """The trial that trial `index` sends when it ends, or None when its chain is done."""
+    following = index + parallelism
+    return following if following < count else None
+
+
+def due_trials(finished: Collection[int], *, parallelism: int, count: int) -> list[int]:
+    """The trials without a result whose turn has come: the first ones, and those whose
+    sender has finished."""
+    return [
+        index
+        for index in range(count)
+        if index not in finished and (index < parallelism or index - parallelism in finished)
+    ]
+
+
+def last_sign(times: TrialTimes, index: int, *, parallelism: int, planned: float) -> float:
+    """When a due trial last showed life: its heartbeat, else its sender's result, else the plan."""
+    sender = times.results.get(index - parallelism) if index >= parallelism else None
+    return times.beats.get(index) or sender or planned
