@@ -7,9 +7,12 @@ import redis
 from services.watcher.recovery import Recovery
 from services.watcher.watcher import Watcher
 from shared.config import Settings
-from shared.messaging import create_celery
-from shared.runs import list_runs
+from shared.messages import RunStage, RunTrial
+from shared.messaging import create_celery, send, waiting
+from shared.runs import create_run, list_runs, write_status
 from shared.storage import Store
+
+RUN = "01JTRIALRUN000000000000000"
 
 
 def _watcher(settings: Settings, store: Store) -> Watcher:
@@ -89,3 +92,57 @@ def test_a_broker_that_lost_its_ledger_does_not_rerun_old_drops(
     store.put_bytes("incoming/churn/b.csv", b"x,y\n3,4\n")
     assert len(_watcher(settings, store).scan()) == 1
     assert broker.sismember("cauce:runs:active", run_id)
+
+
+def _recovery(settings: Settings, store: Store) -> Recovery:
+    broker = redis.Redis.from_url(settings.broker_url)
+    app = create_celery(settings, "test-recovery")
+    return Recovery(store=store, broker=broker, app=app, settings=settings)
+
+
+def _tuning_run(store: Store, *, trials: int) -> None:
+    """A run whose train stage planned `trials` trials, all due at once, long ago."""
+    create_run(store, run_id=RUN, pipeline="churn", source={"key": "x"}, spec_text=None)
+    for stage in ("ingest", "preprocess"):
+        write_status(store, RUN, stage, state="succeeded", started="2024-01-01T00:00:00+00:00")
+    write_status(
+        store,
+        RUN,
+        "train",
+        state="running",
+        started="2024-01-01T00:00:00+00:00",
+        trials_planned=trials,
+        parallelism=trials,
+    )
+    plan = {"trials": [{"index": i} for i in range(trials)], "parallelism": trials, "created_at": 0}
+    store.put_json(f"runs/{RUN}/train/plan.json", plan)
+
+
+def test_a_queued_trial_is_not_sent_again_and_no_other_index_passes_for_it(
+    settings: Settings, store: Store
+) -> None:
+    _tuning_run(store, trials=12)
+    recovery = _recovery(settings, store)
+    queued = RunTrial(run_id=RUN, pipeline="churn", index=11)
+    send(recovery.app, "train.trial", queued, queue="train")
+    store.put_json(f"runs/{RUN}/train/trials/00000.json", {"state": "succeeded"})
+
+    message = RunStage(run_id=RUN, pipeline="churn")
+    resent = recovery.check_trials(message)
+    assert resent == [f"train.trial {RUN} {i}" for i in range(1, 11)]  # 1 is not taken for 11
+    assert recovery.check_trials(message) == []
+    waiting_trials = [work["index"] for work in waiting(recovery.broker, "train")]
+    assert sorted(waiting_trials) == list(range(1, 12))  # each due trial waits once
+
+
+def test_a_run_whose_first_message_waits_in_its_queue_is_left_alone(
+    settings: Settings, store: Store
+) -> None:
+    store.put_bytes("incoming/churn/a.csv", b"x,y\n1,2\n")
+    (run_id,) = _watcher(settings, store).scan()
+    recovery = _recovery(settings.model_copy(update={"stale_seconds": 0.01}), store)
+    recovery.track(run_id)
+    assert recovery.sweep() == []  # ingest.run waits in the queue
+    redis.Redis.from_url(settings.broker_url).delete("ingest")  # the broker lost it
+    assert recovery.sweep() == [f"ingest.run {run_id}"]
+    assert _queued(settings) == 1
