@@ -107,10 +107,8 @@ class Recovery:
         times = trial_times(self.store, message.run_id)
         if len(times.results) == count:
             beat = last_beat(self.store, stage_key(message.run_id, "train", "heartbeat.json"))
-            if (
-                time.time() - max(beat or 0.0, *times.results.values())
-                < self.settings.stale_seconds
-            ):
+            last = max(beat or 0.0, *times.results.values())
+            if time.time() - last < self.settings.stale_seconds:
                 return []
             if self.queued("train", message.run_id, task="train.select"):
                 return []
