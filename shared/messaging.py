@@ -1,4 +1,5 @@
-"""Every Celery app is built here, the same way: JSON only, late acks, one message at a time."""
+"""Every Celery app is built here, the same way (JSON only, late acks, one message at a time),
+and every task is sent here, with a header of our own that says what it asks for."""
 
 from __future__ import annotations
 
