@@ -7,9 +7,8 @@ from typing import Any
 from shared.errors import Conflict, NotFound
 from shared.ids import now, seconds_between
 from shared.pipeline import STAGES
+from shared.results import TERMINAL
 from shared.storage import Store
-
-TERMINAL = ("succeeded", "failed")
 
 
 def run_key(run_id: str, name: str = "run.json") -> str:
