@@ -197,7 +197,7 @@ def create_worker() -> Celery:
     def train_select(task: TaskLike, **body: Any) -> None:
         message = parse_message(RunStage, body, "train.select")
         if message is not None:
-            runner.retrying(task, message, lambda: _finish(runner, task, message))
+            runner.retrying(task, message, lambda: finish(runner, task, message))
 
     return app
 
@@ -232,7 +232,9 @@ def _trial(runner: StageRunner, task: TaskLike, message: RunTrial, data: TrialDa
     )
 
 
-def _finish(runner: StageRunner, task: TaskLike, message: RunStage) -> None:
+def finish(runner: StageRunner, task: TaskLike, message: RunStage) -> None:
+    """Run the run's selection (`train.select`) and complete the train stage, or fail it with
+    the reason when selection fails."""
     status = _running(runner, message)
     if status is None:
         return

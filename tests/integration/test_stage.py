@@ -10,13 +10,14 @@ import pytest
 from shared.config import Settings
 from shared.context import StageContext
 from shared.errors import DataError, TransientError
+from shared.ids import now
 from shared.messages import RunStage
 from shared.results import Preprocessed, Result
-from shared.runs import create_run, describe_run, read_status
+from shared.runs import create_run, describe_run, read_status, write_status
+from shared.spec import parse_spec, resolve_spec
 from shared.stage import StageRunner
 from shared.storage import Store
 from tests.integration.stage_support import FakeApp, FakeRequest, FakeTask, Retry
-
 
 MESSAGE = RunStage(run_id="01JTESTRUN0000000000000000", pipeline="p")
 
@@ -164,3 +165,24 @@ def test_only_one_task_may_run_a_runs_selection(
     assert claim_selection(ctx, "task-b")  # the claimer went quiet: take over
     store.put_json(ctx.key("heartbeat.json"), {"at": time.time(), "worker": "b"})
     assert not claim_selection(ctx, "task-a")  # the old claimer, back, now loses
+
+
+def test_a_selection_that_crashes_fails_the_run_with_an_internal_error(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    from services.train.tasks import finish
+    from services.train.tuning import trial_key
+
+    runner = StageRunner(stage="train", store=store, settings=settings, work=lambda ctx: Result())
+    ctx = runner.context(FakeApp(), run)
+    spec = resolve_spec(parse_spec(None), target="y", task="classification")
+    store.put_json(ctx.key("spec.json", "ingest"), spec.model_dump())
+    store.put_json(ctx.key("plan.json"), {"trials": [{"estimator": "random_forest"}]})
+    store.put_json(trial_key(ctx, 0), {"estimator": "random_forest"})  # no state, no error
+    write_status(store, run.run_id, "train", state="running", started=now(), attempts=1)
+    task = FakeTask()
+    finish(runner, task, run)
+    view = describe_run(store, run.run_id)
+    assert view["state"] == "failed"
+    assert view["error"] == "train: internal error: KeyError: 'error'"
+    assert task.app.sent == []
