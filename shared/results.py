@@ -2,7 +2,8 @@
 result (Ingested, Preprocessed, Trained, Evaluated, Deployed), read back by the stages after it.
 
 Every model keeps the fields it does not declare, so a status.json written by an older or newer
-version still reads, and writing a model back gives the same JSON it was read from.
+version still reads, and writing a model back gives the same JSON it was read from. A field no
+later stage needs is optional.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Ingested(Result):
     """The dropped file, checked and written as a table (or recognised as a duplicate)."""
 
     sha256: str
-    bytes: int
+    bytes: int | None = None
     rows: int | None = None
     columns: int | None = None
     target: str | None = None
@@ -94,7 +95,7 @@ class Trained(Result):
     best: Best
     metric: str
     classes: list[Any] | None = None
-    trials: int
+    trials: int | None = None
     failed_trials: int = 0
     top_trials: list[dict[str, Any]] | None = None
     selected_by: str | None = None
@@ -117,7 +118,7 @@ class Evaluated(Result):
     champion_version: int | None = None
     champion_metrics: dict[str, Any] | None = None
     gate: Gate
-    test_rows: int
+    test_rows: int | None = None
 
 
 class Deployed(Result):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 from pydantic import ValidationError
 
 from shared.caching import cache_key, lookup, remember, restore
@@ -57,7 +57,7 @@ def create_stage_worker(
     )
 
     @app.task(name=TASKS[stage], bind=True, max_retries=8)
-    def run(task: Task, **body: Any) -> None:
+    def run(task: TaskLike, **body: Any) -> None:
         message = parse_message(RunStage, body, stage)
         if message is not None:
             runner(task, message)
