@@ -43,9 +43,6 @@ class Settings(BaseSettings):
     max_redeliveries: int = Field(default=3, ge=0)
     # Work whose heartbeat is older than this lost its worker or its message and is sent again.
     stale_seconds: float = Field(default=60.0, gt=0)
-    # Fault injection for tests only: "ingest=3,deploy=2" holds each stage that long after its
-    # work, before its status is written, so a test can kill or stop it mid-stage.
-    debug_stage_delay: str = ""
     # A stopping worker (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as in compose) waits this
     # long for its task, then hands the task back to the queue.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
@@ -67,11 +64,6 @@ class Settings(BaseSettings):
                 "to $CAUCE_HOME/stack.env; compose reads it from .env)"
             )
         return self.signing_key.get_secret_value().encode()
-
-    def stage_delay(self, stage: str) -> float:
-        """Seconds `debug_stage_delay` holds `stage` (0 unless a fault test asks)."""
-        pairs = (item.split("=", 1) for item in self.debug_stage_delay.split(",") if "=" in item)
-        return next((float(value) for name, value in pairs if name.strip() == stage), 0.0)
 
     @property
     def heartbeat_seconds(self) -> float:

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
-
-from celery import Celery
+from typing import Any, Literal, overload
 
 from shared.config import Settings
 from shared.errors import DataError
 from shared.layout import stage_key
+from shared.outcome import Sender
+from shared.results import (
+    RESULTS,
+    Deployed,
+    Evaluated,
+    Ingested,
+    Preprocessed,
+    Result,
+    Trained,
+)
 from shared.runs import read_status
-from shared.spec import PipelineSpec, parse_spec
+from shared.spec import ResolvedSpec, parse_spec
 from shared.storage import Store
 
 log = logging.getLogger("cauce.stage")
@@ -37,7 +45,7 @@ class StageContext:
     run: dict[str, Any]
     store: Store
     settings: Settings
-    app: Celery
+    app: Sender
     log: RunLog = field(init=False)
     memo: dict[str, Any] = field(default_factory=dict)
     deferred: bool = False
@@ -51,9 +59,9 @@ class StageContext:
         """The key of an artifact of this run (this stage's unless `stage` is given)."""
         return stage_key(self.run_id, stage or self.stage, name)
 
-    def spec(self) -> PipelineSpec:
-        """The spec that ingest resolved for this run (target, task and metric filled in)."""
-        return PipelineSpec.model_validate(self.store.get_json(self.key("spec.json", "ingest")))
+    def spec(self) -> ResolvedSpec:
+        """The spec that ingest resolved for this run (target, task, metric and models set)."""
+        return ResolvedSpec.model_validate(self.store.get_json(self.key("spec.json", "ingest")))
 
     def caching(self) -> bool:
         """Whether this run may reuse cached stages (`--no-cache` and `cache: false` say no)."""
@@ -62,12 +70,23 @@ class StageContext:
             and parse_spec(self.run.get("spec")).cache
         )
 
-    def upstream(self, stage: str) -> dict[str, Any]:
-        """The status of an earlier stage of this run."""
+    @overload
+    def upstream(self, stage: Literal["ingest"]) -> Ingested: ...
+    @overload
+    def upstream(self, stage: Literal["preprocess"]) -> Preprocessed: ...
+    @overload
+    def upstream(self, stage: Literal["train"]) -> Trained: ...
+    @overload
+    def upstream(self, stage: Literal["evaluate"]) -> Evaluated: ...
+    @overload
+    def upstream(self, stage: Literal["deploy"]) -> Deployed: ...
+
+    def upstream(self, stage: str) -> Result:
+        """The result of an earlier stage of this run, which must have succeeded."""
         status = read_status(self.store, self.run_id, stage)
         if status is None or status.get("state") != "succeeded":
             raise DataError(f"stage {stage} has not succeeded for run {self.run_id}")
-        return status
+        return RESULTS[stage].model_validate(status)
 
     def defer(self) -> None:
         """The stage finishes later, in another task (train's trials fan out, then select)."""

@@ -11,6 +11,7 @@ from celery import Celery
 
 from shared.config import Settings
 from shared.messages import Message
+from shared.outcome import Sender
 from shared.pipeline import STAGES
 
 # Our own header on every message we send: the task and its message, so that what waits in a
@@ -46,7 +47,7 @@ def create_celery(settings: Settings, name: str) -> Celery:
     return app
 
 
-def send(app: Celery, task: str, message: Message, *, queue: str) -> None:
+def send(app: Sender, task: str, message: Message, *, queue: str) -> None:
     """Send a task by name, with a header of our own that says what work it asks for."""
     body = message.model_dump()
     app.send_task(task, kwargs=body, queue=queue, headers={HEADER: {"task": task, **body}})

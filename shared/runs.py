@@ -8,9 +8,8 @@ from shared.errors import Conflict, NotFound
 from shared.ids import now, seconds_between
 from shared.layout import RUNS, run_key, stage_key
 from shared.pipeline import STAGES
+from shared.results import TERMINAL
 from shared.storage import Store
-
-TERMINAL = ("succeeded", "failed")
 
 
 def create_run(

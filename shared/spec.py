@@ -65,6 +65,15 @@ class PipelineSpec(Strict):
     cache: bool = True
 
 
+class ResolvedSpec(PipelineSpec):
+    """The spec a run uses (ingest writes it as spec.json): target, task, metric and models set."""
+
+    target: str
+    task: Task
+    metric: str
+    models: list[ModelSpec]
+
+
 def _field_path(location: tuple[int | str, ...]) -> str:
     path = ""
     for part in location:
@@ -90,7 +99,7 @@ def parse_spec(text: str | None) -> PipelineSpec:
         raise SpecError("invalid pipeline spec: " + "; ".join(problems), field=first) from exc
 
 
-def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> PipelineSpec:
+def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> ResolvedSpec:
     """Fill the target, task, metric and candidate models, checking they fit the task."""
     metric = spec.metric or DEFAULT_METRIC[task]
     if metric not in METRICS or METRICS[metric].task != task:
@@ -106,6 +115,6 @@ def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> PipelineSpec:
                 f"use one of: {', '.join(ESTIMATORS[task])}",
                 field=f"models[{index}].estimator",
             )
-    return spec.model_copy(
-        update={"target": target, "task": task, "metric": metric, "models": models}
+    return ResolvedSpec.model_validate(
+        {**dict(spec), "target": target, "task": task, "metric": metric, "models": models}
     )

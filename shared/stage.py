@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 from pydantic import ValidationError
 
 from shared.caching import cache_key, lookup, remember, restore
 from shared.config import Settings, load_settings
-from shared.context import StageContext
-from shared.errors import DataError, TransientError
+from shared.context import RunLog, StageContext
+from shared.errors import DataError
 from shared.heartbeat import heartbeat
 from shared.ids import now
 from shared.messages import RunStage
 from shared.messaging import create_celery, send
+from shared.outcome import Failure, Sender, TaskLike, retrying, settle
 from shared.pipeline import TASKS, next_stage
+from shared.results import RESULTS, Result, StageState, StageStatus
 from shared.runs import read_run, read_status, write_status
 from shared.storage import Store
 
 log = logging.getLogger(__name__)
 
-Work = Callable[[StageContext], dict[str, Any]]
+Work = Callable[[StageContext], Result]
 OnFailure = Callable[[StageContext, DataError], None]
 CacheInputs = Callable[[StageContext], dict[str, Any]]
+Hook = Callable[[StageContext], None]
+
+# Called with each stage's context after its work, before its status is written. Nothing in
+# cauce installs one: fault tests do (tests/faults/), to hold a stage while they kill its worker.
+AFTER_WORK: list[Hook] = []
 
 
 def create_stage_worker(
@@ -51,7 +57,7 @@ def create_stage_worker(
     )
 
     @app.task(name=TASKS[stage], bind=True, max_retries=8)
-    def run(task: Task, **body: Any) -> None:
+    def run(task: TaskLike, **body: Any) -> None:
         message = parse_message(RunStage, body, stage)
         if message is not None:
             runner(task, message)
@@ -79,26 +85,16 @@ class StageRunner:
     on_failure: OnFailure | None = None
     cache_inputs: CacheInputs | None = None
 
-    def __call__(self, task: Task, message: RunStage) -> None:
+    def __call__(self, task: TaskLike, message: RunStage) -> None:
         """Run the stage for one message, retrying transient errors."""
-        self.retrying(task, message.run_id, lambda: self.run(task, message))
+        self.retrying(task, message, lambda: self.run(task, message))
 
-    def retrying(self, task: Task, run_id: str, action: Callable[[], None]) -> None:
+    def retrying(self, task: TaskLike, message: RunStage, action: Callable[[], None]) -> None:
         """Do `action`; an unreachable store or broker retries the task with backoff."""
-        try:
-            action()
-        except TransientError as exc:
-            countdown = min(60, 2**task.request.retries)
-            log.warning(
-                "[run_id=%s stage=%s] transient error, retry in %ss: %s",
-                run_id,
-                self.stage,
-                countdown,
-                exc,
-            )
-            raise task.retry(countdown=countdown, exc=exc) from exc
+        fields = {"run_id": message.run_id, "stage": self.stage, "pipeline": message.pipeline}
+        retrying(task, action, log=RunLog(log, fields))
 
-    def context(self, app: Celery, message: RunStage) -> StageContext:
+    def context(self, app: Sender, message: RunStage) -> StageContext:
         """The context of this stage of the message's run."""
         return StageContext(
             self.stage,
@@ -110,26 +106,31 @@ class StageRunner:
             app,
         )
 
-    def run(self, task: Task, message: RunStage) -> None:
+    def status(self, run_id: str) -> StageStatus | None:
+        """This stage's status in the run, or None when it has not started."""
+        status = read_status(self.store, run_id, self.stage)
+        return None if status is None else StageStatus.model_validate(status)
+
+    def run(self, task: TaskLike, message: RunStage) -> None:
         """Skip if done, record running, do the work, record the outcome, send the next stage."""
-        status = read_status(self.store, message.run_id, self.stage) or {}
-        if status.get("state") == "succeeded":
-            if not status.get("ends_run"):
+        status = self.status(message.run_id)
+        if status is not None and status.state == "succeeded":
+            if not status.ends_run:
                 self.send_next(task.app, message)  # redelivered after the work was done
             return
-        if status.get("state") == "failed":
+        if status is not None and status.state == "failed":
             return
         ctx = self.context(task.app, message)
-        attempts = int(status.get("attempts", 0)) + 1
+        attempts = (status.attempts if status else 0) + 1
         retries = int(task.request.retries or 0)
-        interrupted = int(status.get("interrupted", 0))
-        if status.get("state") == "running" and retries == int(status.get("retries", 0)):
+        interrupted = status.interrupted if status else 0
+        if status is not None and status.state == "running" and retries == status.retries:
             interrupted += 1  # the last attempt never finished and was not a retry: it was lost
         if interrupted > self.settings.max_redeliveries:
             self.record(
                 ctx,
                 "failed",
-                status.get("started") or now(),
+                (status.started if status else None) or now(),
                 attempts,
                 interrupted=interrupted,
                 error=f"gave up after the worker stopped {interrupted} times while "
@@ -143,44 +144,42 @@ class StageRunner:
             "interrupted": interrupted,
         }
         self.record(ctx, "running", started)
-        outputs = self.attempt(ctx, started, attempts)
-        if outputs is None:
+        result = self.attempt(ctx, started, attempts)
+        if result is None:
             return
         if ctx.deferred:
-            self.record(ctx, "running", started, **outputs)
+            self.record(ctx, "running", started, **result.fields())
             return
-        self.complete(ctx, outputs, started=started, attempts=attempts)
+        self.complete(ctx, result, started=started, attempts=attempts)
 
-    def attempt(self, ctx: StageContext, started: str, attempts: int) -> dict[str, Any] | None:
+    def attempt(self, ctx: StageContext, started: str, attempts: int) -> Result | None:
         """Reuse a cached result or do the work; record a data error or a crash as a failure."""
         ctx.log.info("stage started (attempt %s)", attempts)
         beat = heartbeat(
             self.store, ctx.key("heartbeat.json"), every=self.settings.heartbeat_seconds
         )
-        try:
-            with beat:
-                outputs = self.from_cache(ctx) or self.work(ctx)
-                time.sleep(self.settings.stage_delay(self.stage))  # fault-injection tests only
-                return outputs
-        except TransientError:
-            raise
-        except DataError as exc:
-            ctx.log.warning("stage failed: %s", exc)
-            self.record(ctx, "failed", started, attempts, error=str(exc), field=exc.field)
-            if self.on_failure is not None:
-                self.on_failure(ctx, exc)
-        except Exception as exc:  # a bug, not bad data: fail the run with what happened
-            ctx.log.exception("stage crashed")
-            self.record(
-                ctx,
-                "failed",
-                started,
-                attempts,
-                error=f"internal error: {type(exc).__name__}: {exc}",
-            )
-        return None
 
-    def from_cache(self, ctx: StageContext) -> dict[str, Any] | None:
+        def work() -> Result:
+            with beat:
+                result = self.from_cache(ctx)
+                if result is None:
+                    result = self.work(ctx)
+                for hook in AFTER_WORK:
+                    hook(ctx)
+                return result
+
+        def fail(failure: Failure) -> None:
+            self.fail(ctx, failure, started=started, attempts=attempts)
+
+        return settle(work, fail=fail, log=ctx.log)
+
+    def fail(self, ctx: StageContext, failure: Failure, *, started: str, attempts: int) -> None:
+        """Record the stage failed with the reason; a data error goes to `on_failure` too."""
+        self.record(ctx, "failed", started, attempts, error=failure.error, field=failure.field)
+        if failure.data_error is not None and self.on_failure is not None:
+            self.on_failure(ctx, failure.data_error)
+
+    def from_cache(self, ctx: StageContext) -> Result | None:
         """The result of an earlier identical execution, its artifacts copied into this run."""
         if self.cache_inputs is None:
             return None
@@ -189,16 +188,16 @@ class StageRunner:
         if entry is None or not restore(self.store, entry, stage=self.stage, run_id=ctx.run_id):
             return None
         ctx.log.info("reusing the cached result of run %s", entry["run_id"])
-        return {**entry["result"], "cached_from": entry["run_id"]}
+        kind = RESULTS.get(self.stage, Result)
+        return kind.model_validate({**entry["result"], "cached_from": entry["run_id"]})
 
-    def complete(
-        self, ctx: StageContext, outputs: dict[str, Any], *, started: str, attempts: int
-    ) -> None:
+    def complete(self, ctx: StageContext, result: Result, *, started: str, attempts: int) -> None:
         """Record success (and the cache entry), then send the next stage unless the run ends."""
+        outputs = result.fields()
         key = ctx.memo.get("cache_key") or outputs.pop("cache_key", None)
         fields = {**outputs, "cache_key": key, "ends_run": ctx.ends_run or None}
         self.record(ctx, "succeeded", started, attempts, finished=now(), **fields)
-        if self.cache_inputs and key and not outputs.get("cached_from") and not ctx.ends_run:
+        if self.cache_inputs and key and not result.cached_from and not ctx.ends_run:
             remember(self.store, self.stage, key, run_id=ctx.run_id, status=outputs)
         ctx.log.info("stage succeeded")
         if not ctx.ends_run:
@@ -207,7 +206,7 @@ class StageRunner:
     def record(
         self,
         ctx: StageContext,
-        state: str,
+        state: StageState,
         started: str,
         attempts: int | None = None,
         **fields: Any,
@@ -219,7 +218,7 @@ class StageRunner:
         fields = {k: v for k, v in {**counts, **fields}.items() if v is not None}
         write_status(self.store, ctx.run_id, self.stage, state=state, started=started, **fields)
 
-    def send_next(self, app: Celery, message: RunStage) -> None:
+    def send_next(self, app: Sender, message: RunStage) -> None:
         """Enqueue the next stage of the run by name, if there is one."""
         following = next_stage(self.stage)
         if following is not None:

@@ -8,19 +8,22 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 from pydantic import ValidationError
 
 from services.batch.scoring import BatchModel, score_file
 from shared.artifacts import load_model
 from shared.columns import CompiledSignature
 from shared.config import Settings, load_settings
-from shared.errors import DataError, NotFound, TransientError
+from shared.context import RunLog
+from shared.errors import DataError, NotFound
 from shared.ids import now
 from shared.layout import job_key
 from shared.messages import ScoreFile
 from shared.messaging import create_celery
+from shared.outcome import Failure, TaskLike, retrying, settle
 from shared.registry import get_alias, load_version
+from shared.results import TERMINAL
 from shared.runtime import class_labels, load_scorer
 from shared.storage import Store
 
@@ -45,20 +48,29 @@ def run_job(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
     """Score the file once; the status says running, then succeeded or failed with the reason."""
     key = job_key(job.pipeline, job.job_id)
     try:
-        if store.get_json(key).get("state") in ("succeeded", "failed"):
+        if store.get_json(key).get("state") in TERMINAL:
             return dict(store.get_json(key))  # a redelivered job that already ended
     except NotFound:
         pass
     base = {"job_id": job.job_id, "pipeline": job.pipeline, "source": job.key, "started": now()}
     store.put_json(key, {**base, "state": "running"})
     clock = time.perf_counter()
-    try:
-        status = {**base, **_score(store, settings, job), "state": "succeeded"}
-    except DataError as exc:
-        status = {**base, "state": "failed", "error": str(exc), "field": exc.field}
+    status: dict[str, Any] = {}
+
+    def fail(failure: Failure) -> None:
+        status.update(base, state="failed", error=failure.error, field=failure.field)
+
+    scored = settle(lambda: _score(store, settings, job), fail=fail, log=job_log(job))
+    if scored is not None:
+        status.update({**base, **scored, "state": "succeeded"})
     status.update(finished=now(), seconds=round(time.perf_counter() - clock, 3))
     store.put_json(key, status)
     return status
+
+
+def job_log(job: ScoreFile) -> RunLog:
+    """The log of one batch job: every line names the job and the pipeline."""
+    return RunLog(log, {"job_id": job.job_id, "pipeline": job.pipeline})
 
 
 def _score(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
@@ -85,15 +97,12 @@ def create_worker(settings: Settings | None = None) -> Celery:
     store = Store.from_settings(settings)
 
     @app.task(name=TASK, bind=True, max_retries=8)
-    def run(task: Task, **body: Any) -> None:
+    def run(task: TaskLike, **body: Any) -> None:
         try:
             job = ScoreFile.model_validate(body)
         except ValidationError as exc:
             log.error("dropping malformed batch message %r: %s", body, exc)
             return
-        try:
-            run_job(store, settings, job)
-        except TransientError as exc:
-            raise task.retry(countdown=min(60, 2**task.request.retries), exc=exc) from exc
+        retrying(task, lambda: run_job(store, settings, job), log=job_log(job))
 
     return app

@@ -7,9 +7,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from services.console import actions, catalog, context, specform
-from shared.client.runlist import STATES, runs_page
+from shared.client.runlist import runs_page
 from shared.errors import DataError
 from shared.registry import list_pipelines
+from shared.results import STATES
 
 api = Blueprint("api", __name__, url_prefix="/api")
 MAX_PAGE = 200

@@ -7,7 +7,8 @@ from werkzeug.wrappers import Response
 
 from services.console import catalog, context, present
 from services.console.api import page_args
-from shared.client.runlist import STATES, runs_page
+from shared.client.runlist import runs_page
+from shared.results import STATES
 from shared.runs import is_terminal
 
 runs_bp = Blueprint("runs", __name__)

@@ -5,28 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from shared.registry import alias_history
+from shared.results import Evaluated, Ingested, Trained
 
 
 def version_meta(
     *,
-    ingest: dict[str, Any],
-    train: dict[str, Any],
-    evaluation: dict[str, Any],
+    ingest: Ingested,
+    train: Trained,
+    evaluation: Evaluated,
     signature: list[dict[str, Any]],
     source: str,
 ) -> dict[str, Any]:
     """The record of a new model version: signature, metrics and lineage."""
     return {
-        "task": ingest["task"],
-        "target": ingest["target"],
-        "classes": train.get("classes"),
-        "estimator": train["best"]["estimator"],
-        "params": train["best"]["params"],
-        "metric": train["metric"],
+        "task": ingest.task,
+        "target": ingest.target,
+        "classes": train.classes,
+        "estimator": train.best.estimator,
+        "params": train.best.params,
+        "metric": train.metric,
         "signature": {"inputs": signature},
-        "metrics": evaluation["metrics"],
-        "gate": evaluation["gate"],
-        "lineage": {"dataset_sha256": ingest["sha256"], "source": source},
+        "metrics": evaluation.metrics,
+        "gate": evaluation.gate.fields(),
+        "lineage": {"dataset_sha256": ingest.sha256, "source": source},
     }
 
 

@@ -11,12 +11,13 @@ from services.deploy.promotion import already_promoted, version_meta
 from shared.artifacts import load_model
 from shared.context import StageContext
 from shared.registry import move_alias, register_version
+from shared.results import Deployed
 from shared.stage import create_stage_worker
 
 ONNX_FILE = "model.onnx"
 
 
-def deploy(ctx: StageContext) -> dict[str, Any]:
+def deploy(ctx: StageContext) -> Deployed:
     """Register the trained model; promote it if it beat production."""
     evaluation = ctx.upstream("evaluate")
     meta = version_meta(
@@ -38,21 +39,17 @@ def deploy(ctx: StageContext) -> dict[str, Any]:
         files=files,
         signing_key=ctx.settings.signing_key_bytes(),
     )
-    promoted = bool(evaluation["gate"]["passed"])
+    promoted = evaluation.gate.passed
     if promoted and not already_promoted(ctx.store, ctx.pipeline, ctx.run_id):
         move_alias(
             ctx.store,
             ctx.pipeline,
             record["version"],
             run_id=ctx.run_id,
-            reason=evaluation["gate"]["reason"],
+            reason=evaluation.gate.reason,
         )
     ctx.log.info("registered v%s (promoted: %s)", record["version"], promoted)
-    return {
-        "version": record["version"],
-        "promoted": promoted,
-        "reason": evaluation["gate"]["reason"],
-    }
+    return Deployed(version=record["version"], promoted=promoted, reason=evaluation.gate.reason)
 
 
 def export(

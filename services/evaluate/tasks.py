@@ -11,16 +11,16 @@ from services.evaluate.plots import plot_data
 from shared.artifacts import load_model
 from shared.context import StageContext
 from shared.registry import get_alias, load_version
+from shared.results import Evaluated
 from shared.stage import create_stage_worker
 
 
-def evaluate(ctx: StageContext) -> dict[str, Any]:
+def evaluate(ctx: StageContext) -> Evaluated:
     """Write the evaluation report and the gate decision."""
     spec = ctx.spec()
-    assert spec.target and spec.task and spec.metric
     test = ctx.store.get_frame(ctx.key("test.parquet", "preprocess"))
     X, y = test.drop(columns=[spec.target]), test[spec.target]
-    classes = ctx.upstream("train").get("classes")
+    classes = ctx.upstream("train").classes
     candidate = load_model(ctx.store.get_bytes(ctx.key("model.skops", "train")))
     metrics = evaluate_model(candidate, X=X, y=y, task=spec.task, classes=classes)
     champion_version, champion_metrics, note = _score_champion(ctx, X=X, y=y, classes=classes)
@@ -43,7 +43,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         candidate, X=X, y=y, task=spec.task, classes=classes, seed=spec.split.seed
     )  # kept out of status.json, which run listings read
     ctx.store.put_json(ctx.key("report.json"), {**report, "plots": plots})
-    return {**report, "outputs": ["report.json"]}
+    return Evaluated.model_validate({**report, "outputs": ["report.json"]})
 
 
 def _score_champion(

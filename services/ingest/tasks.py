@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from celery import Celery
 
@@ -14,12 +13,13 @@ from shared.caching import cache_key
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
 from shared.layout import dataset_key, quarantine_key
+from shared.results import Ingested
 from shared.runs import describe_run
 from shared.spec import parse_spec, resolve_spec
 from shared.stage import create_stage_worker
 
 
-def ingest(ctx: StageContext) -> dict[str, Any]:
+def ingest(ctx: StageContext) -> Ingested:
     """Turn the dropped file into a checked Parquet table with a schema, profile and spec."""
     source = ctx.run["source"]["key"]
     data = _download(ctx, source)
@@ -28,7 +28,7 @@ def ingest(ctx: StageContext) -> dict[str, Any]:
     if earlier is not None:
         ctx.log.info("duplicate of run %s: not training again", earlier)
         ctx.end_run()
-        return {"sha256": sha256, "bytes": len(data), "duplicate_of": earlier}
+        return Ingested(sha256=sha256, bytes=len(data), duplicate_of=earlier)
     spec = parse_spec(ctx.run.get("spec"))
     frame = read_table(data, filename=source, max_bytes=ctx.settings.max_upload_bytes)
     target = resolve_target(frame, spec.target)
@@ -38,21 +38,21 @@ def ingest(ctx: StageContext) -> dict[str, Any]:
     ctx.store.put_frame(ctx.key("data.parquet"), frame)
     ctx.store.put_json(ctx.key("profile.json"), profile_table(frame))
     ctx.store.put_json(ctx.key("spec.json"), resolved.model_dump())
-    return {
-        "sha256": sha256,
-        "bytes": len(data),
-        "rows": len(frame),
-        "columns": len(frame.columns),
-        "target": target,
-        "task": task,
-        "outputs": ["data.parquet", "profile.json", "spec.json"],
+    return Ingested(
+        sha256=sha256,
+        bytes=len(data),
+        rows=len(frame),
+        columns=len(frame.columns),
+        target=target,
+        task=task,
+        outputs=["data.parquet", "profile.json", "spec.json"],
         # Downstream cache keys chain from this one (ingest itself always runs: it is cheap,
         # and it must read the file to recognise duplicates).
-        "cache_key": cache_key(
+        cache_key=cache_key(
             "ingest",
             {"sha256": sha256, "spec": resolved.model_dump(), "min_rows": ctx.settings.min_rows},
         ),
-    }
+    )
 
 
 def claim_dataset(ctx: StageContext, sha256: str) -> str | None:

@@ -9,6 +9,7 @@ from celery import Celery
 from services.preprocess.features import build_transformer, split_frame
 from shared.artifacts import dump_model
 from shared.context import StageContext
+from shared.results import Preprocessed
 from shared.signature import input_signature
 from shared.stage import create_stage_worker
 
@@ -17,15 +18,14 @@ def cache_inputs(ctx: StageContext) -> dict[str, Any]:
     """What preprocessing depends on: the ingested table and the split settings."""
     spec = ctx.spec()
     return {
-        "ingest": ctx.upstream("ingest").get("cache_key"),
+        "ingest": ctx.upstream("ingest").cache_key,
         "spec": spec.model_dump(include={"target", "task", "split"}),
     }
 
 
-def preprocess(ctx: StageContext) -> dict[str, Any]:
+def preprocess(ctx: StageContext) -> Preprocessed:
     """Write the three splits, the transformer fitted on train, and the input signature."""
     spec = ctx.spec()
-    assert spec.target is not None and spec.task is not None
     frame = ctx.store.get_frame(ctx.key("data.parquet", "ingest"))
     parts = split_frame(
         frame,
@@ -41,11 +41,11 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
     transformer = build_transformer(features).fit(features)
     ctx.store.put_bytes(ctx.key("transformer.skops"), dump_model(transformer))
     ctx.store.put_json(ctx.key("signature.json"), input_signature(features))
-    return {
-        "rows": {name: len(part) for name, part in parts.items()},
-        "features": len(features.columns),
-        "outputs": [*(f"{name}.parquet" for name in parts), "transformer.skops", "signature.json"],
-    }
+    return Preprocessed(
+        rows={name: len(part) for name, part in parts.items()},
+        features=len(features.columns),
+        outputs=[*(f"{name}.parquet" for name in parts), "transformer.skops", "signature.json"],
+    )
 
 
 def create_worker() -> Celery:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 
 from services.train.training import (
     best_trial,
@@ -24,7 +25,8 @@ from shared.ids import now
 from shared.layout import trial_key
 from shared.messages import RunStage, RunTrial
 from shared.messaging import send
-from shared.runs import read_status
+from shared.outcome import Failure, TaskLike, settle
+from shared.results import Best, Planned, StageStatus, Trained
 from shared.scoring import METRICS
 from shared.stage import StageRunner, create_stage_worker, parse_message
 from shared.trials import due_trials, finished_trials, next_trial
@@ -34,16 +36,15 @@ def cache_inputs(ctx: StageContext) -> dict[str, Any]:
     """What the search depends on: the preprocessed data and the spec's training part."""
     spec = ctx.spec()
     return {
-        "preprocess": ctx.upstream("preprocess").get("cache_key"),
+        "preprocess": ctx.upstream("preprocess").cache_key,
         "spec": spec.model_dump(include={"target", "task", "metric", "models", "tuning"}),
         "seed": spec.split.seed,
     }
 
 
-def plan(ctx: StageContext) -> dict[str, Any]:
+def plan(ctx: StageContext) -> Planned:
     """Write the numbered trial plan and start the first `tuning.parallelism` trials."""
     spec = ctx.spec()
-    assert spec.task and spec.models
     defaults = dict(default_candidates(spec.task))  # a model listed without `search` gets these
     trials = plan_trials(
         [(m.estimator, m.search or defaults[m.estimator]) for m in spec.models],
@@ -64,11 +65,11 @@ def plan(ctx: StageContext) -> dict[str, Any]:
     for index in due_trials((), parallelism=search["parallelism"], count=len(search["trials"])):
         send_trial(ctx, index)
     ctx.defer()
-    return {
-        "trials_planned": len(search["trials"]),
-        "parallelism": search["parallelism"],
-        "cache_key": ctx.memo.get("cache_key"),
-    }
+    return Planned(
+        trials_planned=len(search["trials"]),
+        parallelism=search["parallelism"],
+        cache_key=ctx.memo.get("cache_key"),
+    )
 
 
 def send_trial(ctx: StageContext, index: int) -> None:
@@ -109,7 +110,6 @@ def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> Non
 
 def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> dict[str, Any]:
     spec = ctx.spec()
-    assert spec.task and spec.metric
     splits = data.get(ctx)
     classes = sorted(splits["y_train"].unique().tolist()) if spec.task == "classification" else None
     return run_trial(
@@ -143,7 +143,7 @@ def claim_selection(ctx: StageContext, task_id: str) -> bool:
     return True
 
 
-def select(ctx: StageContext, *, task_id: str) -> dict[str, Any] | None:
+def select(ctx: StageContext, *, task_id: str) -> Trained | None:
     """Claim the run's one selection, pick the best trial on validation, refit and save it."""
     count = len(ctx.store.get_json(ctx.key("plan.json"))["trials"])
     if len(finished_trials(ctx.store, ctx.run_id)) < count:
@@ -153,7 +153,6 @@ def select(ctx: StageContext, *, task_id: str) -> dict[str, Any] | None:
         ctx.log.info("selection already claimed by another task; dropping this one")
         return None
     spec = ctx.spec()
-    assert spec.target and spec.task and spec.metric
     results = load_results(ctx, count)
     ctx.store.put_json(ctx.key("trials.json"), results)
     best = best_trial(results, spec.metric)
@@ -170,16 +169,16 @@ def select(ctx: StageContext, *, task_id: str) -> dict[str, Any] | None:
     ctx.store.put_bytes(ctx.key("model.skops"), dump_model(model))
     classes = sorted(part[spec.target].unique().tolist()) if spec.task == "classification" else None
     ctx.log.info("selection ran: best %s %s", best["estimator"], best["params"])
-    return {
-        "best": {key: best[key] for key in ("estimator", "params", "score")},
-        "metric": spec.metric,
-        "classes": classes,
-        "trials": len(results),
-        "failed_trials": sum(1 for t in results if t["state"] == "failed"),
-        "top_trials": top_trials(results, greater_is_better=METRICS[spec.metric].greater_is_better),
-        "selected_by": task_id,
-        "outputs": ["plan.json", "trials.json", "model.skops"],
-    }
+    return Trained(
+        best=Best(estimator=best["estimator"], params=best["params"], score=best["score"]),
+        metric=spec.metric,
+        classes=classes,
+        trials=len(results),
+        failed_trials=sum(1 for t in results if t["state"] == "failed"),
+        top_trials=top_trials(results, greater_is_better=METRICS[spec.metric].greater_is_better),
+        selected_by=task_id,
+        outputs=["plan.json", "trials.json", "model.skops"],
+    )
 
 
 def create_worker() -> Celery:
@@ -188,39 +187,66 @@ def create_worker() -> Celery:
     data = TrialData()
 
     @app.task(name="train.trial", bind=True, max_retries=8)
-    def train_trial(task: Task, **body: Any) -> None:
+    def train_trial(task: TaskLike, **body: Any) -> None:
         message = parse_message(RunTrial, body, "train.trial")
-        if message is not None and _running(runner, message):
-            ctx = runner.context(task.app, message)
-            worker = str(task.request.hostname or "")
-            runner.retrying(
-                task, message.run_id, lambda: trial(ctx, message.index, data=data, worker=worker)
-            )
+        if message is not None:
+            runner.retrying(task, message, lambda: _trial(runner, task, message, data))
 
     @app.task(name="train.select", bind=True, max_retries=8)
-    def train_select(task: Task, **body: Any) -> None:
+    def train_select(task: TaskLike, **body: Any) -> None:
         message = parse_message(RunStage, body, "train.select")
-        if message is not None and _running(runner, message):
-            runner.retrying(task, message.run_id, lambda: _finish(runner, task, message))
+        if message is not None:
+            runner.retrying(task, message, lambda: finish(runner, task, message))
 
     return app
 
 
-def _running(runner: StageRunner, message: RunStage) -> bool:
-    """Whether the run's train stage is still waiting on its trials (else the task is stale)."""
-    status = read_status(runner.store, message.run_id, "train") or {}
-    return status.get("state") == "running"
+def _running(runner: StageRunner, message: RunStage) -> StageStatus | None:
+    """The run's train status while it waits on its trials; None when the task is stale."""
+    status = runner.status(message.run_id)
+    return status if status is not None and status.state == "running" else None
 
 
-def _finish(runner: StageRunner, task: Task, message: RunStage) -> None:
-    ctx = runner.context(task.app, message)
-    status = read_status(runner.store, message.run_id, "train") or {}
-    try:
-        with heartbeat(ctx.store, ctx.key("heartbeat.json"), every=ctx.settings.heartbeat_seconds):
-            outputs = select(ctx, task_id=str(task.request.id))
-    except (DataError, NotFound) as exc:
-        runner.record(ctx, "failed", status["started"], status["attempts"], error=str(exc))
+def _failing(
+    runner: StageRunner, ctx: StageContext, status: StageStatus
+) -> Callable[[Failure], None]:
+    """What records the train stage failed when one of its trials or its selection fails."""
+
+    def fail(failure: Failure) -> None:
+        runner.fail(ctx, failure, started=status.started or now(), attempts=status.attempts)
+
+    return fail
+
+
+def _trial(runner: StageRunner, task: TaskLike, message: RunTrial, data: TrialData) -> None:
+    status = _running(runner, message)
+    if status is None:
         return
-    if outputs is not None:
-        outputs["cache_key"] = status.get("cache_key")
-        runner.complete(ctx, outputs, started=status["started"], attempts=status["attempts"])
+    ctx = runner.context(task.app, message)
+    worker = str(task.request.hostname or "")
+    settle(
+        lambda: trial(ctx, message.index, data=data, worker=worker),
+        fail=_failing(runner, ctx, status),
+        log=ctx.log,
+    )
+
+
+def finish(runner: StageRunner, task: TaskLike, message: RunStage) -> None:
+    """Run the run's selection (`train.select`) and complete the train stage, or fail it with
+    the reason when selection fails."""
+    status = _running(runner, message)
+    if status is None:
+        return
+    ctx = runner.context(task.app, message)
+
+    def choose() -> Trained | None:
+        with heartbeat(ctx.store, ctx.key("heartbeat.json"), every=ctx.settings.heartbeat_seconds):
+            try:
+                return select(ctx, task_id=str(task.request.id))
+            except NotFound as exc:  # a file of the run is gone: the run fails saying which
+                raise DataError(str(exc)) from exc
+
+    result = settle(choose, fail=_failing(runner, ctx, status), log=ctx.log)
+    if result is not None:
+        result = result.model_copy(update={"cache_key": status.cache_key})
+        runner.complete(ctx, result, started=status.started or now(), attempts=status.attempts)

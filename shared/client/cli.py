@@ -13,7 +13,7 @@ import click
 import requests
 
 from shared.client.render import run_lines
-from shared.client.runlist import STATES, Reader, RunCache, runs_page
+from shared.client.runlist import Reader, RunCache, runs_page
 from shared.client.submit import (
     await_run_id,
     find_batch_job,
@@ -25,6 +25,7 @@ from shared.client.submit import (
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, NotFound
 from shared.registry import get_alias, list_pipelines, list_versions
+from shared.results import STATES
 from shared.runs import describe_run
 from shared.stack import local as stack
 from shared.storage import Store

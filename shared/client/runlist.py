@@ -18,7 +18,6 @@ from shared.storage import Store
 
 BATCH = 100  # run ids looked at per step while filtering
 SCAN_BUDGET = 1000  # runs one filtered page request looks at before it answers with what it has
-STATES = ("queued", "running", "succeeded", "failed")
 CACHE_SIZE = 50_000  # ended runs remembered, a few kB each
 
 

@@ -10,17 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from shared.pipeline import STAGES
 from tests.e2e.conftest import Stack, running_stack
 
-DELAY = ",".join(f"{stage}=2" for stage in STAGES)
+# The workers import startup/sitecustomize.py, which holds every stage this long after its work.
+STARTUP = Path(__file__).resolve().parent / "startup"
+DELAY = "2"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`cauce up` with the fault-injection delay and a 4-second staleness threshold."""
     home = tmp_path_factory.mktemp("faults")
-    with running_stack(home, CAUCE_DEBUG_STAGE_DELAY=DELAY, CAUCE_STALE_SECONDS="4") as running:
+    path = os.pathsep.join(p for p in (str(STARTUP), os.environ.get("PYTHONPATH")) if p)
+    hook = {"PYTHONPATH": path, "FAULTS_STAGE_DELAY": DELAY}
+    with running_stack(home, CAUCE_STALE_SECONDS="4", **hook) as running:
         yield running
 
 

@@ -19,7 +19,7 @@ from shared.runs import create_run, describe_run, write_status
 from shared.signature import input_signature
 from shared.stage import StageRunner
 from shared.storage import Store
-from tests.integration.test_stage import FakeTask
+from tests.integration.stage_support import FakeTask
 
 
 def _evaluated_run(store: Store, run_id: str) -> RunStage:
@@ -74,7 +74,7 @@ def test_concurrent_deploys_keep_both_versions_and_record_both_moves(
 
     def go(message: RunStage) -> None:
         start.wait()
-        runner(FakeTask(), message)  # type: ignore[arg-type]
+        runner(FakeTask(), message)
 
     threads = [threading.Thread(target=go, args=(message,)) for message in runs]
     for thread in threads:

@@ -54,3 +54,15 @@ def test_a_bad_file_fails_the_job_with_the_reason(settings: Settings, store: Sto
     wrong = run_job(store, settings, job)
     assert wrong["state"] == "failed" and wrong["field"] == "sepal_width"
     assert "rows 1-2" in wrong["error"] and "expects a number" in wrong["error"]
+
+
+def test_a_job_that_crashes_fails_with_an_internal_error(settings: Settings, store: Store) -> None:
+    X, _ = iris_frame()
+    deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
+    keyless = settings.model_copy(update={"signing_key": None})  # a worker set up wrong
+    status = run_job(store, keyless, _drop(store, "rows.csv", X.head(3).to_csv(index=False)))
+    assert status["state"] == "failed"
+    assert status["error"].startswith("internal error: CauceError: no model-signing key")
+    stored = store.get_json(job_key("iris", JOB))
+    assert (stored["state"], stored["error"]) == ("failed", status["error"])
+    assert stored["finished"] >= stored["started"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -11,39 +10,14 @@ import pytest
 from shared.config import Settings
 from shared.context import StageContext
 from shared.errors import DataError, TransientError
+from shared.ids import now
 from shared.messages import RunStage
-from shared.runs import create_run, describe_run, read_status
+from shared.results import Preprocessed, Result
+from shared.runs import create_run, describe_run, read_status, write_status
+from shared.spec import parse_spec, resolve_spec
 from shared.stage import StageRunner
 from shared.storage import Store
-
-
-@dataclass
-class FakeApp:
-    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def send_task(
-        self, name: str, *, kwargs: dict[str, Any], queue: str, headers: dict[str, Any]
-    ) -> None:
-        self.sent.append((name, kwargs))
-
-
-class Retry(Exception):
-    pass
-
-
-@dataclass
-class FakeRequest:
-    retries: int = 0
-
-
-@dataclass
-class FakeTask:
-    app: FakeApp = field(default_factory=FakeApp)
-    request: FakeRequest = field(default_factory=FakeRequest)
-
-    def retry(self, *, countdown: int, exc: Exception) -> Retry:
-        return Retry(f"retry in {countdown}s: {exc}")
-
+from tests.integration.stage_support import FakeApp, FakeRequest, FakeTask, Retry
 
 MESSAGE = RunStage(run_id="01JTESTRUN0000000000000000", pipeline="p")
 
@@ -68,10 +42,10 @@ def test_success_records_outputs_and_sends_the_next_stage(
     store: Store, settings: Settings, run: RunStage
 ) -> None:
     task = FakeTask()
-    _runner(store, settings, lambda ctx: {"rows": 3})(task, run)  # type: ignore[arg-type]
+    _runner(store, settings, lambda ctx: Preprocessed(rows={"train": 3}, features=2))(task, run)
     status = read_status(store, run.run_id, "preprocess")
     assert status is not None
-    assert (status["state"], status["rows"], status["attempts"]) == ("succeeded", 3, 1)
+    assert (status["state"], status["rows"], status["attempts"]) == ("succeeded", {"train": 3}, 1)
     assert status["seconds"] >= 0
     assert task.app.sent == [("train.run", {"run_id": run.run_id, "pipeline": "p"})]
 
@@ -81,14 +55,14 @@ def test_a_redelivered_message_after_success_only_resends_the_next(
 ) -> None:
     calls: list[str] = []
 
-    def work(ctx: StageContext) -> dict[str, Any]:
+    def work(ctx: StageContext) -> Result:
         calls.append(ctx.run_id)
-        return {}
+        return Result()
 
     runner = _runner(store, settings, work)
     first, second = FakeTask(), FakeTask()
-    runner(first, run)  # type: ignore[arg-type]
-    runner(second, run)  # type: ignore[arg-type]
+    runner(first, run)
+    runner(second, run)
     assert calls == [run.run_id]
     assert second.app.sent == first.app.sent
 
@@ -98,12 +72,12 @@ def test_bad_data_fails_the_run_with_the_reason(
 ) -> None:
     failures: list[str] = []
 
-    def work(ctx: StageContext) -> dict[str, Any]:
+    def work(ctx: StageContext) -> Result:
         raise DataError("column 'x' is text; make it numbers", field="x")
 
     task = FakeTask()
     runner = _runner(store, settings, work, on_failure=lambda ctx, exc: failures.append(str(exc)))
-    runner(task, run)  # type: ignore[arg-type]
+    runner(task, run)
     view = describe_run(store, run.run_id)
     assert view["state"] == "failed"
     assert view["error"] == "preprocess: column 'x' is text; make it numbers"
@@ -113,10 +87,10 @@ def test_bad_data_fails_the_run_with_the_reason(
 def test_a_crash_fails_the_run_and_names_the_exception(
     store: Store, settings: Settings, run: RunStage
 ) -> None:
-    def work(ctx: StageContext) -> dict[str, Any]:
+    def work(ctx: StageContext) -> Result:
         raise KeyError("boom")
 
-    _runner(store, settings, work)(FakeTask(), run)  # type: ignore[arg-type]
+    _runner(store, settings, work)(FakeTask(), run)
     assert (
         describe_run(store, run.run_id)["error"] == "preprocess: internal error: KeyError: 'boom'"
     )
@@ -125,7 +99,7 @@ def test_a_crash_fails_the_run_and_names_the_exception(
 def test_a_stage_whose_worker_keeps_dying_gives_up_with_that_reason(
     store: Store, settings: Settings, run: RunStage
 ) -> None:
-    runner = _runner(store, settings, lambda ctx: {})
+    runner = _runner(store, settings, lambda ctx: Result())
     # Each delivery finds the last one still "running": its worker died mid-stage.
     for died in range(settings.max_redeliveries + 1):
         store.put_json(
@@ -140,7 +114,7 @@ def test_a_stage_whose_worker_keeps_dying_gives_up_with_that_reason(
         )
         if died < settings.max_redeliveries:
             continue
-        runner(FakeTask(), run)  # type: ignore[arg-type]
+        runner(FakeTask(), run)
     error = describe_run(store, run.run_id)["error"]
     assert error.startswith(
         f"preprocess: gave up after the worker stopped {settings.max_redeliveries + 1} times"
@@ -161,18 +135,18 @@ def test_a_celery_retry_is_not_counted_as_a_lost_worker(
         },
     )
     task = FakeTask(request=FakeRequest(retries=9))
-    _runner(store, settings, lambda ctx: {"rows": 1})(task, run)  # type: ignore[arg-type]
+    _runner(store, settings, lambda ctx: Preprocessed(rows={"train": 1}, features=2))(task, run)
     assert describe_run(store, run.run_id)["stages"][1]["state"] == "succeeded"
 
 
 def test_an_unreachable_store_retries_instead_of_failing(
     store: Store, settings: Settings, run: RunStage
 ) -> None:
-    def work(ctx: StageContext) -> dict[str, Any]:
+    def work(ctx: StageContext) -> Result:
         raise TransientError("object store unreachable")
 
     with pytest.raises(Retry, match="retry in 1s"):
-        _runner(store, settings, work)(FakeTask(), run)  # type: ignore[arg-type]
+        _runner(store, settings, work)(FakeTask(), run)
     assert describe_run(store, run.run_id)["state"] == "running"
 
 
@@ -181,7 +155,7 @@ def test_only_one_task_may_run_a_runs_selection(
 ) -> None:
     from services.train.tasks import claim_selection
 
-    ctx = _runner(store, settings, lambda ctx: {}).context(FakeApp(), run)  # type: ignore[arg-type]
+    ctx = _runner(store, settings, lambda ctx: Result()).context(FakeApp(), run)
     ctx.stage = "train"
     store.put_json(ctx.key("heartbeat.json"), {"at": time.time(), "worker": "a"})
     assert claim_selection(ctx, "task-a")
@@ -191,3 +165,24 @@ def test_only_one_task_may_run_a_runs_selection(
     assert claim_selection(ctx, "task-b")  # the claimer went quiet: take over
     store.put_json(ctx.key("heartbeat.json"), {"at": time.time(), "worker": "b"})
     assert not claim_selection(ctx, "task-a")  # the old claimer, back, now loses
+
+
+def test_a_selection_that_crashes_fails_the_run_with_an_internal_error(
+    store: Store, settings: Settings, run: RunStage
+) -> None:
+    from services.train.tasks import finish
+    from shared.layout import trial_key
+
+    runner = StageRunner(stage="train", store=store, settings=settings, work=lambda ctx: Result())
+    ctx = runner.context(FakeApp(), run)
+    spec = resolve_spec(parse_spec(None), target="y", task="classification")
+    store.put_json(ctx.key("spec.json", "ingest"), spec.model_dump())
+    store.put_json(ctx.key("plan.json"), {"trials": [{"estimator": "random_forest"}]})
+    store.put_json(trial_key(run.run_id, 0), {"estimator": "random_forest"})  # no state, no error
+    write_status(store, run.run_id, "train", state="running", started=now(), attempts=1)
+    task = FakeTask()
+    finish(runner, task, run)
+    view = describe_run(store, run.run_id)
+    assert view["state"] == "failed"
+    assert view["error"] == "train: internal error: KeyError: 'error'"
+    assert task.app.sent == []
