@@ -1,35 +1,133 @@
-"""An input signature compiled once per model: request columns to typed arrays, cheaply.
+"""An input signature compiled once per model: request columns to typed numpy arrays, cheaply,
+and the one message for each way a request can miss the signature.
 
 The common case (numbers as JSON numbers, text as JSON strings) is one type scan and one numpy
-conversion per column; anything else falls back to the value-by-value casts of shared.signature,
-so a bad value is still reported with its column and row.
+conversion per column; anything else is cast value by value, so a bad value is reported with its
+column and row. Values come from JSON or from a file read with its gaps as None; nothing here
+needs pandas.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from shared.errors import RequestError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 Columns = dict[str, list[Any]]
 NUMBERS = frozenset({int, float, type(None)})
 TEXT = frozenset({str, type(None)})
 FLAGS = frozenset({bool, type(None)})
 TYPES = ("double", "long", "string", "boolean")  # MLflow ColSpec type names
+WORDS = {"true": True, "false": False}
 
 
-def cast_column(kind: str, name: str, values: list[Any]) -> pd.Series:
-    """shared.signature's value-by-value cast, which names the first bad value. Imported when a
-    column first needs it, and pandas with it: the common request never does."""
-    from shared.signature import cast_column as cast
+def missing_column(name: str, names: Sequence[str]) -> RequestError:
+    """The error for a column the model needs that the request leaves out."""
+    return RequestError(
+        f"missing column {name!r}; the model expects: {', '.join(names)}", field=name
+    )
 
-    return cast(kind, name, values)
+
+def unknown_column(name: Any, names: Sequence[str]) -> RequestError:
+    """The error for a column the model does not take."""
+    return RequestError(
+        f"unknown column {name!r}; the model expects only: {', '.join(names)}", field=str(name)
+    )
+
+
+def wrong_value(name: str, row: int, value: Any, expected: str) -> RequestError:
+    """The error for the first value of a column that is not of the column's type."""
+    return RequestError(
+        f"column {name!r} expects {expected}, but row {row} has {value!r}; "
+        f"send {expected} or null for missing values",
+        field=name,
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        return not math.isinf(float(text))
+    except ValueError:
+        return False
+
+
+def _each_double(name: str, values: list[Any]) -> np.ndarray:
+    """Value by value: numbers and numeric text as floats, gaps as NaN, else the first bad one."""
+    out: list[float] = []
+    for row, value in enumerate(values):
+        if _is_missing(value):
+            out.append(math.nan)
+        elif _is_number(value) or (isinstance(value, str) and _parses_as_float(value)):
+            out.append(float(value))
+        else:
+            raise wrong_value(name, row, value, "a number")
+    return np.array(out, dtype=np.float64)
+
+
+def to_numbers(name: str, kind: str, values: list[Any]) -> np.ndarray:
+    """A "double" or "long" column as float64 (gaps as NaN); a long's values must be whole."""
+    kinds = set(map(type, values))
+    array: np.ndarray | None = None
+    if kinds <= NUMBERS:
+        array = np.array(values, dtype=np.float64)
+    elif kinds == {str}:  # CSV bodies and numbers sent as text
+        try:
+            array = np.array(values, dtype=np.float64)
+        except ValueError:
+            array = None
+    if array is None or np.isinf(array).any():
+        array = _each_double(name, values)
+    if kind == "long":
+        whole = np.isnan(array) | (array == np.floor(array))
+        if not whole.all():
+            row = int(np.flatnonzero(~whole)[0])
+            raise wrong_value(name, row, values[row], "an integer")
+    return array
+
+
+def _each_text(name: str, values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for row, value in enumerate(values):
+        if _is_missing(value):
+            out.append(None)
+        elif isinstance(value, str):
+            out.append(value)
+        elif _is_number(value):
+            # A category such as a size "3" may arrive as a JSON number; match the CSV text.
+            number = float(value)
+            out.append(str(int(number)) if number.is_integer() else str(value))
+        else:
+            raise wrong_value(name, row, value, "text")
+    return out
+
+
+def _each_flag(name: str, values: list[Any]) -> np.ndarray:
+    out: list[Any] = []
+    for row, value in enumerate(values):
+        if _is_missing(value):
+            out.append(np.nan)
+        elif isinstance(value, bool | np.bool_):
+            out.append(bool(value))
+        elif isinstance(value, str) and value.strip().lower() in WORDS:
+            out.append(WORDS[value.strip().lower()])
+        else:
+            raise wrong_value(name, row, value, "true or false")
+    has_gap = any(v is np.nan for v in out)
+    return np.array(out, dtype=object if has_gap else bool)
 
 
 @dataclass(frozen=True)
@@ -41,39 +139,19 @@ class Column:
     missing: np.ndarray | None = None  # for text: where a value was missing
 
 
-def _numbers(name: str, kind: str, values: list[Any]) -> np.ndarray:
-    kinds = set(map(type, values))
-    array: np.ndarray | None = None
-    if kinds <= NUMBERS:
-        array = np.array(values, dtype=np.float64)
-    elif kinds == {str}:  # CSV bodies and numbers sent as text
-        try:
-            array = np.array(values, dtype=np.float64)
-        except ValueError:
-            array = None
-    if array is None or np.isinf(array).any():
-        array = cast_column("double", name, values).to_numpy(dtype=np.float64)
-    if kind == "long":
-        whole = np.isnan(array) | (array == np.floor(array))
-        if not whole.all():
-            cast_column("long", name, values)  # raises, naming the first row that is not whole
-    return array
-
-
-def _text(name: str, values: list[Any]) -> Column:
-    if set(map(type, values)) <= TEXT:
-        array = np.array(values, dtype=object)
-    else:
-        array = np.array(cast_column("string", name, values).tolist(), dtype=object)
+def to_text(name: str, values: list[Any]) -> Column:
+    """A "string" column as an object array of text, with where a value was missing."""
+    plain = set(map(type, values)) <= TEXT
+    array = np.array(values if plain else _each_text(name, values), dtype=object)
     missing = np.array([not isinstance(v, str) for v in array.tolist()], dtype=bool)
     return Column("string", array, missing)
 
 
-def _flags(name: str, values: list[Any]) -> Column:
+def to_flags(name: str, values: list[Any]) -> Column:
+    """A "boolean" column: bool, or object with NaN for the gaps."""
     if set(map(type, values)) <= FLAGS and None not in values:
         return Column("boolean", np.array(values, dtype=bool))
-    series = cast_column("boolean", name, values)
-    return Column("boolean", series.to_numpy(dtype=series.dtype))
+    return Column("boolean", _each_flag(name, values))
 
 
 @dataclass(frozen=True)
@@ -98,7 +176,11 @@ class CompiledSignature:
     def check(self, columns: Columns) -> dict[str, Column]:
         """Typed columns in signature order; RequestError naming the column otherwise."""
         if columns.keys() != set(self.names):
-            self._explain(columns)
+            missing = [name for name in self.names if name not in columns]
+            if missing:
+                raise missing_column(missing[0], self.names)
+            unknown = next(name for name in columns if name not in self.names)
+            raise unknown_column(unknown, self.names)
         numbers = self._plain_numbers(columns)
         return {
             name: numbers[name] if name in numbers else self._cast(name, kind, columns[name])
@@ -122,22 +204,10 @@ class CompiledSignature:
 
     def _cast(self, name: str, kind: str, values: list[Any]) -> Column:
         if kind in ("double", "long"):
-            return Column(kind, _numbers(name, kind, values))
+            return Column(kind, to_numbers(name, kind, values))
         if kind == "string":
-            return _text(name, values)
-        return _flags(name, values)
-
-    def _explain(self, columns: Columns) -> None:
-        listed = ", ".join(self.names)
-        for name in self.names:
-            if name not in columns:
-                raise RequestError(
-                    f"missing column {name!r}; the model expects: {listed}", field=name
-                )
-        unknown = next(name for name in columns if name not in self.names)
-        raise RequestError(
-            f"unknown column {unknown!r}; the model expects only: {listed}", field=str(unknown)
-        )
+            return to_text(name, values)
+        return to_flags(name, values)
 
     def blank(self, *, missing: bool) -> Columns:
         """One row for warming a model: every value missing, or zeros, empty text and false."""

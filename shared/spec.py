@@ -17,6 +17,9 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
     "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
     "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
 }
+# One row each for train, validation and test is the least a class needs to appear in all three:
+# ingest refuses a dataset with fewer, and preprocess's stratified split relies on it.
+MIN_ROWS_PER_CLASS = 3
 
 
 class Strict(BaseModel):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from shared.columns import CompiledSignature
+from shared.columns import CompiledSignature, missing_column
 from shared.errors import DataError, RequestError
 from shared.runtime import Scorer
 
@@ -37,12 +37,9 @@ def chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
 def score_chunk(model: BatchModel, frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
     """The chunk with a `prediction` column and, for classifiers, one `proba_<class>` each."""
     missing = [name for name in model.inputs.names if name not in frame.columns]
-    if missing:
-        raise DataError(
-            f"the file has no column {missing[0]!r}; the model needs: "
-            f"{', '.join(model.inputs.names)}",
-            field=missing[0],
-        )
+    if missing:  # the file may hold more columns than the model takes, never fewer
+        error = missing_column(missing[0], model.inputs.names)
+        raise DataError(str(error), field=error.field)
     raw = {
         name: frame[name].astype(object).where(frame[name].notna(), None).tolist()
         for name in model.inputs.names

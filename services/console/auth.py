@@ -6,7 +6,7 @@ import hmac
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from services.console.handlers import _error
+from services.console.handlers import respond
 
 bp = Blueprint("auth", __name__)
 COOKIE = "cauce_token"
@@ -33,7 +33,7 @@ def require_token() -> Response | None:
     if _matches(request.cookies.get(COOKIE, ""), token):
         return None
     if request.path.startswith("/api/"):
-        return _error(
+        return respond(
             "this console needs 'Authorization: Bearer <token>' with the token set in "
             "CAUCE_API_TOKEN",
             "Authorization",

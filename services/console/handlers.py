@@ -1,4 +1,5 @@
-"""App-wide hooks: refuse cross-site form posts, and map domain errors to HTTP codes."""
+"""App-wide hooks: refuse cross-site form posts and untrusted hosts, and one mapping from every
+error to its HTTP status and message, answered as JSON under /api/ and as a page elsewhere."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from shared.errors import Conflict, DataError, NotFound, TransientError
 log = logging.getLogger(__name__)
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+CODES: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (DataError, 422),
+    (TransientError, 503),
+)
 
 
 def same_origin() -> Response | None:
@@ -24,11 +31,11 @@ def same_origin() -> Response | None:
     if origin is None:
         return None  # not a browser (curl, scripts): there is no cross-site page to fear
     if urlparse(origin).netloc != request.host:
-        return _error(f"cross-site request refused (origin {origin})", "Origin", 403)
+        return respond(f"cross-site request refused (origin {origin})", "Origin", 403)
     return None
 
 
-def _error(message: str, field: str | None, status: int) -> Response:
+def respond(message: str, field: str | None, status: int) -> Response:
     """A JSON body for the API, a page for a person."""
     if request.path.startswith("/api/"):
         response = jsonify({"error": message, "field": field})
@@ -38,15 +45,6 @@ def _error(message: str, field: str | None, status: int) -> Response:
         )
     response.status_code = status
     return response
-
-
-def http_error(exc: HTTPException) -> Response:
-    """Werkzeug's errors (404, 405, 413, ...) in the console's shape."""
-    status = exc.code or 500
-    if status == 413:
-        limit = current_app.extensions["cauce.settings"].max_upload_bytes
-        return _error(f"the file is larger than the limit of {limit} bytes", "file", 413)
-    return _error(exc.description or exc.name, None, status)
 
 
 def trusted_host() -> Response | None:
@@ -68,33 +66,30 @@ def untrusted_host(exc: SecurityError) -> Response:
     return response
 
 
-def store_error(exc: Exception) -> Response:
-    """The object store failed or could not be reached."""
-    log.warning("object store error on %s: %s", request.path, exc)
-    return _error(f"the object store could not answer: {exc}", None, 503)
+def outcome(exc: Exception, *, max_upload: int) -> tuple[int, str, str | None]:
+    """The status, message and field that answer `exc`; a store failure or a bug is logged."""
+    if isinstance(exc, HTTPException):  # werkzeug's 404, 405, 413, ...
+        if exc.code == 413:
+            return 413, f"the file is larger than the limit of {max_upload} bytes", "file"
+        return exc.code or 500, exc.description or exc.name, None
+    for kind, status in CODES:
+        if isinstance(exc, kind):
+            return status, str(exc), getattr(exc, "field", None)
+    if isinstance(exc, BotoCoreError | ClientError):
+        log.warning("object store error on %s: %s", request.path, exc)
+        return 503, f"the object store could not answer: {exc}", None
+    log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+    return 500, f"internal error: {type(exc).__name__}", None
 
 
-def unexpected(exc: Exception) -> Response:
-    """A bug: log it, and say so without the details."""
-    log.exception("unexpected error on %s %s", request.method, request.path)
-    return _error(f"internal error: {type(exc).__name__}", None, 500)
+def answer_error(exc: Exception) -> Response:
+    """Any error raised under Flask, answered as outcome() says."""
+    limit = current_app.extensions["cauce.settings"].max_upload_bytes
+    status, message, field = outcome(exc, max_upload=limit)
+    return respond(message, field, status)
 
 
 def register_handlers(app: Flask) -> None:
-    """Install the origin check and one handler per kind of error."""
+    """Install the origin check and the one error handler."""
     app.before_request(same_origin)
-    codes: list[tuple[type[Exception], int]] = [
-        (NotFound, 404),
-        (Conflict, 409),
-        (DataError, 422),
-        (TransientError, 503),
-    ]
-    for kind, status in codes:
-        app.register_error_handler(
-            kind,
-            lambda exc, status=status: _error(str(exc), getattr(exc, "field", None), status),
-        )
-    app.register_error_handler(HTTPException, http_error)
-    app.register_error_handler(BotoCoreError, store_error)
-    app.register_error_handler(ClientError, store_error)
-    app.register_error_handler(Exception, unexpected)
+    app.register_error_handler(Exception, answer_error)

@@ -9,10 +9,9 @@ import pandas as pd
 
 from shared.errors import DataError, plain
 from shared.signature import column_type
+from shared.spec import MIN_ROWS_PER_CLASS
 
 TARGET_NAMES = ("target", "label", "y", "class")
-# One row each for train, validation and test is the least a class needs to be stratified.
-MIN_ROWS_PER_CLASS = 3
 
 # The profile speaks of kinds; the signature of MLflow column types.
 PROFILE_KINDS = {"long": "integer", "double": "number", "string": "string", "boolean": "boolean"}

@@ -11,12 +11,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from shared.errors import DataError, SpecError, plain
-from shared.signature import coerce_frame, input_signature
+from shared.signature import input_signature
+from shared.spec import MIN_ROWS_PER_CLASS
 
-__all__ = ["build_transformer", "coerce_frame", "input_signature", "split_frame"]
+__all__ = ["build_transformer", "input_signature", "split_frame"]
 
-# One row each for train, validation and test is the least a class needs to appear in all three.
-MIN_ROWS_PER_CLASS = 3
 # Beyond this many categories one-hot columns swamp the numbers; ordinal codes stay one column.
 ONE_HOT_MAX_CATEGORIES = 20
 
@@ -113,7 +112,7 @@ def _pipelines() -> dict[str, Pipeline]:
 def build_transformer(X: pd.DataFrame) -> ColumnTransformer:
     """Build an unfitted transformer: median+scale for numbers, impute+encode for categories.
 
-    Gaps must be NaN, as read_table and coerce_frame give them; the imputers skip None.
+    Gaps must be NaN, as read_table and shared.runtime.frame give them; the imputers skip None.
     """
     pipelines = _pipelines()
     steps = [(kind, pipelines[kind], cols) for kind, cols in _column_groups(X).items() if cols]

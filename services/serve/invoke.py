@@ -4,15 +4,14 @@ and Open Inference Protocol v2's `POST /v2/models/<pipeline>[/versions/<version>
 Everything else (metadata, health, metrics, listings) goes on to the Flask app. Flask's request
 context, routing, hooks and response objects cost about as much CPU as parsing, checking and
 scoring one row together (docs/benchmarks.md, "Where a request's time goes"), so the one path
-that carries load skips them. It keeps the app's contract: the same bearer-token check, the
-same `{"error", "field"}` bodies and status codes, `X-Model-Name`/`X-Model-Version` on every
-answer about a model, and every answer counted in /metrics.
+that carries load skips them. It keeps the app's contract, written once in answers.py: the
+same bearer-token check, the same `{"error", "field"}` bodies and status codes,
+`X-Model-Name`/`X-Model-Version` on every answer about a model, and every answer counted in
+/metrics.
 """
 
 from __future__ import annotations
 
-import hmac
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,27 +20,16 @@ from typing import Any
 
 import orjson
 
+from services.serve import answers, v2
 from services.serve import predict as scoring
-from services.serve import v2
 from services.serve.metrics import ServeMetrics
 from services.serve.models import LoadedModel, ModelCache
 from shared.columns import Columns
-from shared.errors import DataError, NotFound, RequestError
-
-log = logging.getLogger(__name__)
+from shared.errors import NotFound, RequestError
 
 PIPELINE_HEADER = "X-Cauce-Pipeline"
-TOKEN_MESSAGE = (
-    "this service needs 'Authorization: Bearer <token>' with the token set in CAUCE_API_TOKEN"
-)
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-def token_matches(header: str, token: bytes) -> bool:
-    """Whether an Authorization header carries `Bearer <token>`, compared in constant time."""
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
 
 
 def pick(cache: ModelCache, pipeline: str, *, field: str = "pipeline") -> LoadedModel:
@@ -119,7 +107,7 @@ class Predictions:
                     field="method",
                     status=405,
                 )
-            self._authorize(environ)
+            answers.check_token(environ.get("HTTP_AUTHORIZATION", ""), self.token)
             kind, pipeline, version = route
             if kind == "mlflow":
                 model = self._mlflow_model(environ, pipeline)
@@ -130,30 +118,18 @@ class Predictions:
                 model = pinned(self.cache, pipeline, version)
                 body = self._body(environ)
                 status, answer = 200, self._infer(environ, model, body)
-        except RequestError as exc:
-            status, answer = exc.status, {"error": str(exc), "field": exc.field}
-        except DataError as exc:
-            status, answer = 422, {"error": str(exc), "field": exc.field}
         except Exception as exc:
-            log.exception("unexpected error serving %s %s", environ.get("REQUEST_METHOD"), path)
-            status, answer = 500, {"error": f"internal error: {type(exc).__name__}", "field": None}
+            method = str(environ.get("REQUEST_METHOD"))
+            status, answer = answers.outcome(
+                exc, max_bytes=self.max_bytes, method=method, path=path
+            )
         data = orjson.dumps(answer)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-        if model is not None:
-            headers += [("X-Model-Version", str(model.version)), ("X-Model-Name", model.pipeline)]
-        if status == 401:
-            headers.append(("WWW-Authenticate", 'Bearer realm="cauce"'))
+        headers += answers.model_headers(model, status)
         if environ.get("REQUEST_METHOD") == "POST":
-            name, number = (model.pipeline, str(model.version)) if model else ("", "")
-            self.metrics.observe(name, number, status, time.perf_counter() - started)
+            answers.count(self.metrics, model, status, started)
         start_response(f"{status} {HTTPStatus(status).phrase}", headers + extra)
         return [data]
-
-    def _authorize(self, environ: dict[str, Any]) -> None:
-        if self.token is not None and not token_matches(
-            environ.get("HTTP_AUTHORIZATION", ""), self.token
-        ):
-            raise RequestError(TOKEN_MESSAGE, field="Authorization", status=401)
 
     def _body(self, environ: dict[str, Any]) -> bytes:
         """The whole body, refused with 413 when it is larger than the configured limit."""
@@ -163,17 +139,12 @@ class Predictions:
             if not length.isdigit():
                 raise RequestError("Content-Length must be a number of bytes", field="body")
             if int(length) > self.max_bytes:
-                raise self._too_big()
+                raise answers.too_big(self.max_bytes)
             return bytes(stream.read(int(length)))
         body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
         if len(body) > self.max_bytes:
-            raise self._too_big()
+            raise answers.too_big(self.max_bytes)
         return body
-
-    def _too_big(self) -> RequestError:
-        return RequestError(
-            f"the request body is larger than {self.max_bytes} bytes", field="body", status=413
-        )
 
     def _mlflow_model(self, environ: dict[str, Any], pipeline: str | None) -> LoadedModel:
         """The pipeline named in the path, else by the header, else the only one deployed."""

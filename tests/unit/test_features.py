@@ -69,7 +69,7 @@ def mixed(n: int = 60) -> pd.DataFrame:
             "color": pd.Series(rng.choice(["red", "blue", None], n), dtype="str"),
             "city": pd.Series([f"city{i % 30}" for i in range(n)], dtype="str"),
             "flag": rng.choice([True, False], n),
-            # read_table and coerce_frame give NaN for gaps, never None
+            # read_table and shared.runtime.frame give NaN for gaps, never None
             "maybe": pd.Series(rng.choice([True, False, np.nan], n), dtype=object),
             "when": pd.date_range("2024-01-01", periods=n),
         }
