@@ -252,7 +252,7 @@ def test_a_model_one_worker_reports_served_answers_on_every_worker(
     }
     url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
     with launched(env, log) as master:
-        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 90)
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 180)
         pids = workers(master.pid)
         metrics_dir = Path(environment(master.pid)["PROMETHEUS_MULTIPROC_DIR"])
 
