@@ -32,10 +32,13 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def pick(cache: ModelCache, pipeline: str, *, field: str = "pipeline") -> LoadedModel:
-    """The loaded model of `pipeline`; a 404 naming what is deployed when there is none."""
+def pick(
+    cache: ModelCache, pipeline: str, *, field: str = "pipeline", version: str | None = None
+) -> LoadedModel:
+    """The loaded model of `pipeline` (`version` looked for first when named); a 404 naming
+    what is deployed when there is none."""
     try:
-        return cache.get(pipeline)
+        return cache.get(pipeline, version)
     except NotFound:
         known = ", ".join(cache.models()) or "none yet"
         raise RequestError(
@@ -47,7 +50,7 @@ def pick(cache: ModelCache, pipeline: str, *, field: str = "pipeline") -> Loaded
 
 def pinned(cache: ModelCache, pipeline: str, version: str | None) -> LoadedModel:
     """The model of `pipeline`, which must be `version` when one is named."""
-    model = pick(cache, pipeline)
+    model = pick(cache, pipeline, version=version)
     if version is not None and version != str(model.version):
         raise RequestError(
             f"pipeline {pipeline!r} serves version {model.version}, not {version}",
@@ -153,7 +156,7 @@ class Predictions:
         named = environ.get("HTTP_X_CAUCE_PIPELINE")
         if named:
             return pick(self.cache, named, field=PIPELINE_HEADER)
-        deployed = list(self.cache.models())
+        deployed = self.cache.deployed()
         if len(deployed) == 1:
             return pick(self.cache, deployed[0])
         raise RequestError(

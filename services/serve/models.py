@@ -1,4 +1,15 @@
-"""The models a replica serves: loaded, verified and warmed, then swapped in whole."""
+"""The models a replica serves: loaded, verified and warmed, then swapped in whole.
+
+Each serving worker polls the production aliases on its own, so one worker may load a model before
+another. A worker asked for a pipeline it lacks, or for a version other than the one it holds,
+reads that pipeline's alias at once and loads what it names before answering: a model that one
+worker reports served answers on every worker (and on every replica), with no bucket call per
+request once loaded. Such look-ups happen at most once a RECHECK_SECONDS per pipeline, so a flood
+of requests for an unknown pipeline costs one bucket read a second, not one per request.
+A request that names no version gets the version this worker holds, which for up to a poll
+interval after an alias move may be the previous one; every answer names its version
+(X-Model-Version), and a request that names the new version gets it.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +22,16 @@ from types import MappingProxyType
 from typing import Any
 
 from shared.columns import CompiledSignature
-from shared.errors import CauceError, NotFound, RequestError, TransientError
+from shared.errors import CauceError, DataError, NotFound, RequestError, TransientError
 from shared.ids import now
 from shared.registry import get_alias, list_pipelines, load_version
 from shared.runtime import Scorer, class_labels, load_scorer
-from shared.storage import Store
+from shared.storage import Store, check_name
 
 log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 1.0  # how often a worker may read one pipeline's alias on demand
+LOOKED_UP_LIMIT = 1024  # pipeline names remembered; forgotten all at once past this
 
 Loader = Callable[[bytes], Any]
 
@@ -98,18 +112,33 @@ class ModelCache:
         self._models: dict[str, LoadedModel] = {}  # replaced whole, never mutated in place
         self._deployed: frozenset[str] = frozenset()
         self._reached = False
+        self._reachable = True  # whether the last look at the registry reached it
+        self._looked_up: dict[str, float] = {}  # pipeline -> when this worker last read its alias
+        self._listed = -RECHECK_SECONDS  # when a worker serving nothing last read every alias
         self._errors: dict[str, str] = {}
         self._broken: dict[str, int] = {}  # versions that failed for good: not retried each poll
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def get(self, pipeline: str) -> LoadedModel:
-        """The model serving `pipeline`; NotFound when none is loaded."""
+    def get(self, pipeline: str, version: str | None = None) -> LoadedModel:
+        """The model serving `pipeline`, looked up in the registry first when this worker lacks
+        it or holds another version than the one named; NotFound when none is deployed."""
         model = self._models.get(pipeline)
+        if model is None or (version is not None and version != str(model.version)):
+            model = self._catch_up(pipeline) or model
         if model is None:
             raise NotFound(pipeline)
         return model
+
+    def deployed(self) -> list[str]:
+        """The pipelines this worker serves; one serving none reads the registry first (at most
+        once a RECHECK_SECONDS), so a first deploy answers here as soon as on any worker."""
+        started = time.monotonic()
+        if not self._models and self._reachable and started - self._listed >= RECHECK_SECONDS:
+            self._listed = started
+            self.refresh()
+        return list(self._models)
 
     def models(self) -> dict[str, LoadedModel]:
         """A consistent snapshot of every loaded model."""
@@ -134,6 +163,7 @@ class ModelCache:
                 wanted = self._wanted()
             except CauceError as exc:
                 log.warning("model refresh could not read the registry: %s", exc)
+                self._reachable = False
                 return {name: model.version for name, model in self._models.items()}
             current = self._models
             updated = {name: model for name, model in current.items() if name in wanted}
@@ -144,8 +174,43 @@ class ModelCache:
                     if loaded is not None:
                         updated[pipeline] = loaded
             self._models = updated  # one reference swap: readers see the old map or the new
-            self._deployed, self._reached = frozenset(wanted), True
+            self._deployed, self._reached, self._reachable = frozenset(wanted), True, True
             return {name: model.version for name, model in updated.items()}
+
+    def _catch_up(self, pipeline: str) -> LoadedModel | None:
+        """Load the version `pipeline`'s alias names if this worker does not hold it; None when
+        the alias was read too recently, the registry is out of reach or it names nothing."""
+        if not self._reachable or self._fresh(pipeline) or not _valid(pipeline):
+            return None
+        with self._refresh_lock:  # the poller may be loading this very model: wait for it
+            if self._fresh(pipeline):
+                return self._models.get(pipeline)
+            if len(self._looked_up) >= LOOKED_UP_LIMIT:
+                self._looked_up = {}
+            self._looked_up[pipeline] = time.monotonic()
+            try:
+                pointer = get_alias(self.store, pipeline, "production")
+            except CauceError as exc:  # the poller says when the registry is back
+                log.warning("could not read the production alias of %s: %s", pipeline, exc)
+                self._reachable = False
+                return None
+            current = self._models.get(pipeline)
+            if pointer is None:
+                return current
+            version = int(pointer["version"])
+            if current is not None and current.version == version:
+                return current
+            if self._broken.get(pipeline) == version:
+                return current
+            loaded = self._load(pipeline, version)
+            if loaded is not None:
+                self._models = {**self._models, pipeline: loaded}  # one reference swap
+            return loaded or current
+
+    def _fresh(self, pipeline: str) -> bool:
+        """Whether this worker read `pipeline`'s alias on demand within RECHECK_SECONDS."""
+        last = self._looked_up.get(pipeline)
+        return last is not None and time.monotonic() - last < RECHECK_SECONDS
 
     def _wanted(self) -> dict[str, int]:
         """Each pipeline's production version, read from its alias."""
@@ -201,3 +266,12 @@ class ModelCache:
             except Exception:  # keep polling whatever happened this round
                 log.exception("model refresh failed")
             self._stop.wait(interval)
+
+
+def _valid(pipeline: str) -> bool:
+    """Whether `pipeline` could name a pipeline at all (no bucket read for one that cannot)."""
+    try:
+        check_name(pipeline)
+    except DataError:
+        return False
+    return True

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -12,6 +15,21 @@ from tests.e2e.conftest import Stack
 from tests.e2e.helpers import run_for, wait_run, wait_served
 
 WEAK_CLASSIFIER = "models:\n  - estimator: logistic_regression\n    search: {C: [0.00001]}\n"
+
+
+def infer_many(url: str, inputs: list[dict[str, Any]], count: int) -> Counter[tuple[int, str]]:
+    """`count` OIP v2 inferences, four at a time, each on a connection of its own so that every
+    serving worker takes some; tallied by status and the version that answered (or the error)."""
+
+    def infer(_: int) -> tuple[int, str]:
+        answer = requests.post(
+            url, json={"inputs": inputs}, headers={"Connection": "close"}, timeout=10
+        )
+        body = answer.json()
+        return answer.status_code, str(body.get("model_version", body.get("error")))
+
+    with ThreadPoolExecutor(4) as pool:
+        return Counter(pool.map(infer, range(count)))
 
 
 def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> None:
@@ -69,9 +87,11 @@ def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> Non
         {"name": col, "shape": [3], "datatype": "FP64", "data": features[col].tolist()}
         for col in features.columns
     ]
-    answer = requests.post(
-        f"{stack.settings.serve_url}/v2/models/diabetes/infer", json={"inputs": inputs}, timeout=10
-    )
+    url = f"{stack.settings.serve_url}/v2/models/diabetes/infer"
+    # Right after the first deploy is reported served, every worker answers with it.
+    version = str(run["model_version"])
+    assert infer_many(url, inputs, 100) == Counter({(200, version): 100})
+    answer = requests.post(url, json={"inputs": inputs}, timeout=10)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["model_name"] == "diabetes" and body["model_version"] == str(run["model_version"])

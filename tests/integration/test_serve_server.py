@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -94,6 +95,32 @@ def send_until_answered(url: str, pids: set[int], metrics_dir: Path, log: Path) 
             assert statuses == [200] * 8
             sent += 8
     raise AssertionError(f"not every worker answered; the service's log:\n{log.read_text()}")
+
+
+def infer(url: str, path: str) -> tuple[int, str, str]:
+    """One OIP v2 inference of ROWS on a connection of its own: its status, the version its
+    X-Model-Version header names, and the model_version of its body."""
+    inputs = [{"name": "rows", "shape": [3, 4], "datatype": "FP64", "data": ROWS}]
+    answer = requests.post(
+        url + path, json={"inputs": inputs}, headers={"Connection": "close"}, timeout=10
+    )
+    body = answer.json()
+    return (
+        answer.status_code,
+        answer.headers.get("X-Model-Version", ""),
+        str(body.get("model_version", body.get("error"))),
+    )
+
+
+def infer_many(url: str, path: str, count: int) -> Counter[tuple[int, str, str]]:
+    """`count` inferences, four at a time over fresh connections, tallied by what they answered."""
+    with ThreadPoolExecutor(4) as pool:
+        return Counter(pool.map(lambda _: infer(url, path), range(count)))
+
+
+def reports(url: str, path: str) -> bool:
+    """Whether the worker that takes this GET answers 200 for a model."""
+    return requests.get(url + path, headers={"Connection": "close"}, timeout=10).ok
 
 
 def total_requests(url: str) -> float:
@@ -207,3 +234,52 @@ def test_workers_stop_when_their_master_is_killed(
             timeout=20,
         )
         assert refused("127.0.0.1", port), "an orphaned worker still holds the port"
+
+
+def test_a_model_one_worker_reports_served_answers_on_every_worker(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    X, _ = iris_frame()
+    deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
+    port = free_port()
+    # The next poll is an hour away: what a worker serves after its first look at the registry,
+    # it must find when asked.
+    env = {
+        **child_env(settings),
+        "CAUCE_SERVE_PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "CAUCE_SERVE_POLL_SECONDS": "3600",
+    }
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    with launched(env, log) as master:
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 180)
+        pids = workers(master.pid)
+        metrics_dir = Path(environment(master.pid)["PROMETHEUS_MULTIPROC_DIR"])
+
+        # A first deploy: once one worker says the model is there, every request finds it.
+        deploy(
+            store,
+            "roses",
+            fit_iris("tree"),
+            X,
+            task="classification",
+            target="species",
+            run_id="r2",
+        )
+        wait_until(lambda: reports(url, "/v2/models/roses"), "roses was never served", log, 30)
+        answers = infer_many(url, "/v2/models/roses/infer", 100)
+        assert answers == Counter({(200, "1", "1"): 100}), log.read_text()[-3000:]
+        assert answering(pids, metrics_dir) == pids, "the requests did not reach both workers"
+
+        # A new version: asked for by number, it answers on every worker once one reports it;
+        # unnamed, each answer says which version gave it while the workers catch up.
+        deploy(
+            store, "iris", fit_iris("tree"), X, task="classification", target="species", run_id="r3"
+        )
+        wait_until(
+            lambda: reports(url, "/v2/models/iris/versions/2"), "iris v2 was never served", log, 30
+        )
+        answers = infer_many(url, "/v2/models/iris/versions/2/infer", 100)
+        assert answers == Counter({(200, "2", "2"): 100}), log.read_text()[-3000:]
+        answers = infer_many(url, "/v2/models/iris/infer", 50)
+        assert set(answers) <= {(200, "1", "1"), (200, "2", "2")}, answers
