@@ -21,8 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# Two pytest-xdist workers, each with servers of its own (tests/conftest.py); a file's tests stay
+# on one worker, as its module fixtures expect. `make test TEST_PARALLEL=` runs them in one process.
+TEST_PARALLEL ?= -n 2 --dist loadfile
+
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q $(TEST_PARALLEL) tests
 
 # The console's browser tests drive Debian's headless Chromium; install it once when missing.
 browser:

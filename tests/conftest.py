@@ -1,7 +1,11 @@
-"""Real servers for the tests: a Redis-protocol broker and SeaweedFS on free ports, started here."""
+"""Real servers for the tests: a Redis-protocol broker and SeaweedFS on free ports, started here.
+
+Session fixtures run once per pytest-xdist worker (each worker is a process of its own), so every
+worker has its own servers; within a worker, each test has its own Redis database and bucket."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
@@ -21,6 +25,7 @@ from shared.storage import Store
 ACCESS_KEY = "cauce-test"
 SECRET_KEY = "cauce-test-secret"
 SIGNING_KEY = "cauce-test-signing-key"
+DATABASES = 1024  # more than the tests one worker runs: each test has a database of its own
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = root / "redis.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            broker_argv(port=port, data_dir=root), stdout=out, stderr=subprocess.STDOUT
+            [*broker_argv(port=port, data_dir=root), "--databases", str(DATABASES)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     client = redis.Redis(port=port)
 
@@ -100,13 +107,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         _stop(proc)
 
 
+_tests = itertools.count()
+
+
 @pytest.fixture
-def settings(s3_server: Server, redis_server: Server, tmp_path: Path) -> Settings:
-    """Settings pointing at the test servers, with a bucket of this test's own."""
-    redis.Redis(port=redis_server.port).flushall()
+def broker_url(redis_server: Server) -> str:
+    """The URL of a Redis database of this test's own, empty (its keys have fixed names)."""
+    database = 1 + next(_tests) % (DATABASES - 1)  # 0 is for whatever connects without choosing
+    url = f"redis://127.0.0.1:{redis_server.port}/{database}"
+    redis.Redis.from_url(url).flushdb()  # in case a long session came round to it again
+    return url
+
+
+@pytest.fixture
+def settings(s3_server: Server, broker_url: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the test servers, with a Redis database and a bucket of this test's
+    own."""
     return Settings(
         home=tmp_path / "home",
-        broker_url=redis_server.url,
+        broker_url=broker_url,
         s3_endpoint_url=s3_server.url,
         s3_access_key=ACCESS_KEY,
         s3_secret_key=SECRET_KEY,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
 import shutil
 import socket
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,20 +19,45 @@ def free_port(*, also_free_at: int = 0) -> int:
     """A free TCP port on 127.0.0.1 (and, if asked, port+offset free too, for gRPC), chosen
     below the kernel's ephemeral range: a port from inside it can be taken, between the choice
     and the server's bind, as the local end of any outgoing connection (a worker's link to the
-    broker, say), and the server then cannot bind it for as long as that connection lives."""
+    broker, say), and the server then cannot bind it for as long as that connection lives.
+    The port stays reserved while this process lives: no process on the machine that chooses
+    its ports here (a parallel test worker, a stack started by a test) is handed it too."""
     low, high = _portable_range(also_free_at)
     for _ in range(500):
         port = _random.randrange(low, high)
-        if port in _handed_out:
+        wanted = [port, port + also_free_at] if also_free_at else [port]
+        if any(p in _handed_out for p in wanted):
             continue
-        if port_is_free(port) and (not also_free_at or port_is_free(port + also_free_at)):
-            _handed_out.add(port)
+        if all(port_is_free(p) for p in wanted) and _reserve(wanted):
+            _handed_out.update(wanted)
             return port
     raise RuntimeError(f"no free port found between {low} and {high}")
 
 
 _random = random.SystemRandom()  # processes started together must not draw the same ports
 _handed_out: set[int] = set()  # chosen by this process, perhaps not yet bound by their server
+_reservations: list[int] = []  # the lock file's descriptor, once opened
+
+
+def _reserve(ports: list[int]) -> bool:
+    """Lock one byte per port (its number is the offset) in a lock file all processes of this
+    user share; the kernel drops the locks when this process ends. False when another holds one."""
+    if not _reservations:
+        path = Path(tempfile.gettempdir()) / f"cauce-ports-{os.getuid()}.lock"
+        try:
+            _reservations.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError:  # an unwritable temporary folder: checking the bind alone will do
+            return True
+    taken: list[int] = []
+    for port in ports:
+        try:
+            fcntl.lockf(_reservations[0], fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+        except OSError:
+            for mine in taken:
+                fcntl.lockf(_reservations[0], fcntl.LOCK_UN, 1, mine)
+            return False
+        taken.append(port)
+    return True
 
 
 def _portable_range(offset: int) -> tuple[int, int]:

@@ -85,7 +85,7 @@ def test_a_broker_that_lost_its_ledger_does_not_rerun_old_drops(
     watcher = _watcher(settings, store)
     (run_id,) = watcher.scan()
     broker = redis.Redis.from_url(settings.broker_url)
-    broker.flushall()  # a broker restarted without its data
+    broker.flushdb()  # a broker restarted without its data (this test's database)
     recovery = Recovery(store=store, broker=broker, app=watcher.app, settings=settings)
     recovery.ensure_ledger()
     assert _watcher(settings, store).scan() == []

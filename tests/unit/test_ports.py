@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from shared.stack.servers import free_port, port_is_free
@@ -29,3 +31,32 @@ def test_a_port_held_by_an_outgoing_connection_is_not_free() -> None:
         server.listen()
         client.connect(server.getsockname())
         assert not port_is_free(client.getsockname()[1])
+
+
+_DRAW = (
+    "from shared.stack.servers import free_port; "
+    "print(*[free_port() for _ in range(2000)], flush=True)"
+)
+
+
+def test_processes_choosing_ports_at_once_are_never_handed_the_same_one() -> None:
+    # Parallel test workers, and the stacks the tests start, each choose ports in their own
+    # process; 2000 random draws each would share a port in all but a vanishing share of runs.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"{_DRAW}; input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        held = set(map(int, holder.stdout.readline().split()))
+        other = subprocess.run(
+            [sys.executable, "-c", _DRAW], capture_output=True, text=True, check=True
+        )
+        drawn = set(map(int, other.stdout.split()))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert len(held) == len(drawn) == 2000
+    assert held.isdisjoint(drawn)
