@@ -31,6 +31,7 @@ from botocore.config import Config
 from ulid import ULID
 
 from shared.config import Settings
+from shared.layout import drop_key
 from shared.pipeline import STAGES
 from shared.runs import create_run, list_runs, write_status
 from shared.stack.servers import free_port, http_answers, weed_argv
@@ -55,7 +56,7 @@ def seed(store: Store, count: int, *, workers: int = 32) -> list[str]:
 
 
 def _seed_one(store: Store, run_id: str, pipeline: str, state: str, when: datetime) -> None:
-    source = {"key": f"incoming/{pipeline}/data.csv", "etag": '"0"', "size": 1, "modified": ""}
+    source = {"key": drop_key(pipeline, "data.csv"), "etag": '"0"', "size": 1, "modified": ""}
     create_run(store, run_id=run_id, pipeline=pipeline, source=source, spec_text=None)
     done = {"succeeded": len(STAGES), "failed": 2, "running": 2}[state]
     for index, stage in enumerate(STAGES[:done]):

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 from bench.stack import local_stack, machine
+from shared.layout import drop_key
 from shared.pipeline import STAGES
 from shared.runs import describe_run, is_terminal, read_run
 from shared.storage import Store
@@ -60,7 +61,7 @@ def finished_run(
 def cached_versus_uncached(store: Store, pipeline: str) -> tuple[float, float]:
     """Seconds from drop to the run's end: a run with --no-cache that computes every stage, and
     the same data dropped again with --force, whose preprocess and train come from the cache."""
-    key = f"incoming/{pipeline}/churn.csv"
+    key = drop_key(pipeline, "churn.csv")
     seconds = []
     for force, cache in ((True, False), (True, True)):
         dropped, view = finished_run(store, key, force=force, cache=cache)
@@ -72,7 +73,7 @@ def cached_versus_uncached(store: Store, pipeline: str) -> tuple[float, float]:
 def measure_once(store: Store, serve_url: str, pipeline: str) -> dict[str, float]:
     """Drop the file once and time every step until the model answers."""
     # --no-cache: the five pipelines share the data, and each run must do all of its work.
-    dropped, view = finished_run(store, f"incoming/{pipeline}/churn.csv", cache=False)
+    dropped, view = finished_run(store, drop_key(pipeline, "churn.csv"), cache=False)
     while True:
         response = requests.get(f"{serve_url}/v2/models/{pipeline}", timeout=5)
         if response.ok:

@@ -25,7 +25,7 @@ from bench.serving_model import SPEC, bodies, write_dataset
 from bench.serving_report import Row, print_table
 from bench.stack import local_stack
 from shared.client.submit import await_run_id, submit_file, wait_for_run
-from shared.layout import version_key
+from shared.layout import spec_key, version_key
 from shared.registry import get_alias
 from shared.stack.local import status
 from shared.stack.servers import free_port
@@ -41,7 +41,7 @@ SERVER = "cauce (python -m services.serve)"
 def deploy_through_cauce(store: Store, workdir: Path) -> dict:
     """Drop the dataset with its spec and wait until the run has deployed a version."""
     store.ensure_bucket()
-    store.put_bytes(f"pipelines/{PIPELINE}.yaml", SPEC.encode())
+    store.put_bytes(spec_key(PIPELINE), SPEC.encode())
     upload = submit_file(store, write_dataset(workdir / "bench.csv"), pipeline=PIPELINE)
     run_id = await_run_id(store, upload, timeout=60)
     assert run_id is not None, "no run started within 60 s"

@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.datasets import make_classification
 
 from bench.stack import local_stack, machine
+from shared.layout import drop_key, spec_key
 from shared.runs import describe_run, is_terminal, read_run
 from shared.storage import Store
 
@@ -36,8 +37,8 @@ def dataset() -> bytes:
 
 def search_seconds(store: Store, pipeline: str) -> float:
     """Drop the dataset and return the train stage's seconds once the run has ended."""
-    store.put_bytes(f"pipelines/{pipeline}.yaml", SPEC.encode())
-    key = f"incoming/{pipeline}/data.csv"
+    store.put_bytes(spec_key(pipeline), SPEC.encode())
+    key = drop_key(pipeline, "data.csv")
     store.put_bytes(key, dataset())
     run_id = None
     while run_id is None:
