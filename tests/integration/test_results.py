@@ -8,10 +8,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from shared.caching import cache_key, entry_key
+from shared.caching import cache_key
 from shared.client.runlist import Reader, RunCache, runs_page
 from shared.config import Settings
 from shared.context import StageContext
+from shared.layout import cache_entry_key
 from shared.messages import RunStage
 from shared.results import Result
 from shared.runs import create_run, describe_run, read_run, read_status
@@ -61,7 +62,7 @@ def test_an_old_cache_entry_restores_into_a_new_run(store: Store, settings: Sett
     for name in entry["result"]["outputs"]:
         store.put_bytes(f"runs/{entry['run_id']}/preprocess/{name}", name.encode())
     inputs = {"ingest": "the same table"}
-    store.put_json(entry_key("preprocess", cache_key("preprocess", inputs)), entry)
+    store.put_json(cache_entry_key("preprocess", cache_key("preprocess", inputs)), entry)
     run_id = "01JNEWRUN00000000000000000"
     create_run(store, run_id=run_id, pipeline="cancer", source={"key": "k"}, spec_text=None)
 
