@@ -17,35 +17,35 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
     "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
     "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
 }
+
+
 # Each estimator's parameters per task (scikit-learn's get_params() names, checked against
 # services/train/training.py by tests/unit/test_spec.py): a model's `search` may tune any of them.
-_FOREST = (
-    "bootstrap", "ccp_alpha", "criterion", "max_depth", "max_features", "max_leaf_nodes",
-    "max_samples", "min_impurity_decrease", "min_samples_leaf", "min_samples_split",
-    "min_weight_fraction_leaf", "monotonic_cst", "n_estimators", "n_jobs", "oob_score",
-    "random_state", "verbose", "warm_start",
-)  # fmt: skip
-_BOOSTING = (
-    "categorical_features", "early_stopping", "interaction_cst", "l2_regularization",
-    "learning_rate", "loss", "max_bins", "max_depth", "max_features", "max_iter", "max_leaf_nodes",
-    "min_samples_leaf", "monotonic_cst", "n_iter_no_change", "random_state", "scoring", "tol",
-    "validation_fraction", "verbose", "warm_start",
-)  # fmt: skip
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_FOREST = _names(
+    "bootstrap ccp_alpha criterion max_depth max_features max_leaf_nodes max_samples "
+    "min_impurity_decrease min_samples_leaf min_samples_split min_weight_fraction_leaf "
+    "monotonic_cst n_estimators n_jobs oob_score random_state verbose warm_start"
+)
+_BOOSTING = _names(
+    "categorical_features early_stopping interaction_cst l2_regularization learning_rate loss "
+    "max_bins max_depth max_features max_iter max_leaf_nodes min_samples_leaf monotonic_cst "
+    "n_iter_no_change random_state scoring tol validation_fraction verbose warm_start"
+)
 PARAMETERS: dict[str, dict[str, tuple[str, ...]]] = {
     "classification": {
-        "logistic_regression": (
-            "C", "class_weight", "dual", "fit_intercept", "intercept_scaling", "l1_ratio",
-            "max_iter", "n_jobs", "penalty", "random_state", "solver", "tol", "verbose",
-            "warm_start",
-        ),  # fmt: skip
+        "logistic_regression": _names(
+            "C class_weight dual fit_intercept intercept_scaling l1_ratio max_iter n_jobs penalty "
+            "random_state solver tol verbose warm_start"
+        ),
         "random_forest": tuple(sorted((*_FOREST, "class_weight"))),
         "hist_gradient_boosting": tuple(sorted((*_BOOSTING, "class_weight"))),
     },
     "regression": {
-        "ridge": (
-            "alpha", "copy_X", "fit_intercept", "max_iter", "positive", "random_state", "solver",
-            "tol",
-        ),  # fmt: skip
+        "ridge": _names("alpha copy_X fit_intercept max_iter positive random_state solver tol"),
         "random_forest": _FOREST,
         "hist_gradient_boosting": tuple(sorted((*_BOOSTING, "quantile"))),
     },

@@ -81,8 +81,7 @@ def check_guessed_target(y: pd.Series, *, task: str) -> None:
         why = f"as a class it has a different value in {share:.0%} of the rows"
     if why is not None:
         raise DataError(
-            f"no target was set and {y.name!r} was guessed as the target, but "
-            f"{why}; {SET_TARGET}",
+            f"no target was set and {y.name!r} was guessed as the target, but {why}; {SET_TARGET}",
             field="target",
         )
 

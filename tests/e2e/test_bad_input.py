@@ -20,7 +20,7 @@ WIDE = (",".join(f"c{i}" for i in range(5000)) + "\n" + ("1," * 4999 + "1\n") * 
 CONSTANT = b"x,y\n" + b"".join(b"%d,yes\n" % i for i in range(60))
 # A house table whose last column is a date: without a target, the date would be guessed.
 DATED = b"sqft,bedrooms,price,list_date\n" + b"".join(
-    b"%d,%d,%d,2021-%02d-%02d\n" % (900 + 7 * i, 1 + i % 5, 150000 + 911 * i, 1 + i % 12, 1 + i % 28)
+    b"%d,%d,%d,2021-%02d-%02d\n" % (900 + 7 * i, 1 + i % 5, 1500 + 9 * i, 1 + i % 12, 1 + i % 28)
     for i in range(60)
 )
 

@@ -69,8 +69,10 @@ def test_a_typo_in_a_search_parameter_is_named_when_the_spec_is_resolved() -> No
 
 def test_a_spec_that_names_its_task_has_its_search_checked_when_parsed() -> None:
     with pytest.raises(SpecError) as caught:
-        parse_spec("task: classification\nmodels:\n  - estimator: random_forest\n"
-                   "    search: {max_dept: [3]}\n")
+        parse_spec(
+            "task: classification\nmodels:\n  - estimator: random_forest\n"
+            "    search: {max_dept: [3]}\n"
+        )
     assert caught.value.field == "models[0].search.max_dept"
     assert "random_forest has no parameter 'max_dept'" in str(caught.value)
     good = parse_spec("task: regression\nmodels: [{estimator: ridge, search: {alpha: [1]}}]\n")
