@@ -64,6 +64,8 @@ class Ingested(Result):
     columns: int | None = None
     target: str | None = None
     task: str | None = None
+    target_guessed: bool | None = None  # no target in the spec: the table's named or last column
+    task_guessed: bool | None = None  # no task in the spec: inferred from the target's values
     duplicate_of: str | None = None  # the earlier run of the same data and spec
 
 

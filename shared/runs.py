@@ -118,6 +118,8 @@ def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
         "dataset_sha256": ingest.get("sha256"),
         "task": ingest.get("task"),
         "target": ingest.get("target"),
+        "target_guessed": ingest.get("target_guessed"),
+        "task_guessed": ingest.get("task_guessed"),
         "best": train.get("best"),
         "trials": train.get("trials") or train.get("trials_planned"),
         "top_trials": train.get("top_trials"),

@@ -17,6 +17,39 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
     "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
     "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
 }
+
+
+# Each estimator's parameters per task (scikit-learn's get_params() names, checked against
+# services/train/training.py by tests/unit/test_spec.py): a model's `search` may tune any of them.
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_FOREST = _names(
+    "bootstrap ccp_alpha criterion max_depth max_features max_leaf_nodes max_samples "
+    "min_impurity_decrease min_samples_leaf min_samples_split min_weight_fraction_leaf "
+    "monotonic_cst n_estimators n_jobs oob_score random_state verbose warm_start"
+)
+_BOOSTING = _names(
+    "categorical_features early_stopping interaction_cst l2_regularization learning_rate loss "
+    "max_bins max_depth max_features max_iter max_leaf_nodes min_samples_leaf monotonic_cst "
+    "n_iter_no_change random_state scoring tol validation_fraction verbose warm_start"
+)
+PARAMETERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "classification": {
+        "logistic_regression": _names(
+            "C class_weight dual fit_intercept intercept_scaling l1_ratio max_iter n_jobs penalty "
+            "random_state solver tol verbose warm_start"
+        ),
+        "random_forest": tuple(sorted((*_FOREST, "class_weight"))),
+        "hist_gradient_boosting": tuple(sorted((*_BOOSTING, "class_weight"))),
+    },
+    "regression": {
+        "ridge": _names("alpha copy_X fit_intercept max_iter positive random_state solver tol"),
+        "random_forest": _FOREST,
+        "hist_gradient_boosting": tuple(sorted((*_BOOSTING, "quantile"))),
+    },
+}
 # One row each for train, validation and test is the least a class needs to appear in all three:
 # ingest refuses a dataset with fewer, and preprocess's stratified split relies on it.
 MIN_ROWS_PER_CLASS = 3
@@ -95,11 +128,33 @@ def parse_spec(text: str | None) -> PipelineSpec:
     if not isinstance(raw, dict):
         raise SpecError("pipeline spec must be a YAML mapping (key: value lines)", field="spec")
     try:
-        return PipelineSpec.model_validate(raw)
+        spec = PipelineSpec.model_validate(raw)
     except ValidationError as exc:
         problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
         first = _field_path(exc.errors()[0]["loc"])
         raise SpecError("invalid pipeline spec: " + "; ".join(problems), field=first) from exc
+    if spec.task is not None and spec.models:
+        check_models(spec.models, task=spec.task)  # without a task, ingest checks once it knows
+    return spec
+
+
+def check_models(models: list[ModelSpec], *, task: str) -> None:
+    """Check each model names an estimator of `task` and searches only parameters it has."""
+    for index, model in enumerate(models):
+        if model.estimator not in ESTIMATORS[task]:
+            raise SpecError(
+                f"models[{index}].estimator: unknown {task} estimator {model.estimator!r}; "
+                f"use one of: {', '.join(ESTIMATORS[task])}",
+                field=f"models[{index}].estimator",
+            )
+        known = PARAMETERS[task][model.estimator]
+        for name in model.search:
+            if name not in known:
+                raise SpecError(
+                    f"models[{index}].search.{name}: {model.estimator} has no parameter "
+                    f"{name!r}; known parameters: {', '.join(known)}",
+                    field=f"models[{index}].search.{name}",
+                )
 
 
 def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> ResolvedSpec:
@@ -111,13 +166,7 @@ def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> ResolvedSpec:
             f"metric {metric!r} does not fit a {task} task; use one of: {allowed}", field="metric"
         )
     models = spec.models or [ModelSpec(estimator=name) for name in ESTIMATORS[task]]
-    for index, model in enumerate(models):
-        if model.estimator not in ESTIMATORS[task]:
-            raise SpecError(
-                f"models[{index}].estimator: unknown {task} estimator {model.estimator!r}; "
-                f"use one of: {', '.join(ESTIMATORS[task])}",
-                field=f"models[{index}].estimator",
-            )
+    check_models(models, task=task)
     return ResolvedSpec.model_validate(
         {**dict(spec), "target": target, "task": task, "metric": metric, "models": models}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,9 @@ from shared.signature import column_type
 from shared.spec import MIN_ROWS_PER_CLASS
 
 TARGET_NAMES = ("target", "label", "y", "class")
+# A guessed target this mostly distinct is a row identifier, not a class.
+DISTINCT_FOR_CLASSES = 0.9
+SET_TARGET = "set the target with --target or in the spec"
 
 # The profile speaks of kinds; the signature of MLflow column types.
 PROFILE_KINDS = {"long": "integer", "double": "number", "string": "string", "boolean": "boolean"}
@@ -62,6 +66,37 @@ def resolve_target(df: pd.DataFrame, target: str | None) -> str:
         if candidate in by_name:
             return by_name[candidate]
     return str(df.columns[-1])
+
+
+def check_guessed_target(y: pd.Series, *, task: str) -> None:
+    """Refuse a guessed target that looks wrong: dates, an id, or nearly one class per row."""
+    present = y.dropna()
+    why = None
+    if _looks_like_dates(present):
+        why = "it holds dates"
+    elif _looks_like_id(str(y.name)) and present.nunique() == len(present):
+        why = "it looks like an id (a different value in every row)"
+    elif task == "classification" and present.nunique() > DISTINCT_FOR_CLASSES * len(present):
+        share = present.nunique() / max(len(present), 1)
+        why = f"as a class it has a different value in {share:.0%} of the rows"
+    if why is not None:
+        raise DataError(
+            f"no target was set and {y.name!r} was guessed as the target, but {why}; {SET_TARGET}",
+            field="target",
+        )
+
+
+def _looks_like_dates(values: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return True
+    if len(values) == 0 or pd.api.types.is_numeric_dtype(values.dtype):
+        return False
+    parsed = pd.to_datetime(values.astype(str), errors="coerce", format="ISO8601")
+    return bool(parsed.notna().all())
+
+
+def _looks_like_id(name: str) -> bool:
+    return re.fullmatch(r"(.*[^a-z])?(id|uuid|guid)", name.strip().lower()) is not None
 
 
 def empty_columns(df: pd.DataFrame, *, target: str) -> list[str]:

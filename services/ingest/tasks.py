@@ -7,7 +7,13 @@ import json
 
 from celery import Celery
 
-from services.ingest.ingestion import infer_task, profile_table, resolve_target, validate_table
+from services.ingest.ingestion import (
+    check_guessed_target,
+    infer_task,
+    profile_table,
+    resolve_target,
+    validate_table,
+)
 from services.ingest.reading import read_table
 from shared.caching import cache_key
 from shared.context import StageContext
@@ -33,6 +39,8 @@ def ingest(ctx: StageContext) -> Ingested:
     frame = read_table(data, filename=source, max_bytes=ctx.settings.max_upload_bytes)
     target = resolve_target(frame, spec.target)
     task = spec.task or infer_task(frame[target])
+    if spec.target is None:
+        check_guessed_target(frame[target], task=task)
     frame = validate_table(frame, target=target, task=task, min_rows=ctx.settings.min_rows)
     resolved = resolve_spec(spec, target=target, task=task)
     ctx.store.put_frame(ctx.key("data.parquet"), frame)
@@ -45,6 +53,8 @@ def ingest(ctx: StageContext) -> Ingested:
         columns=len(frame.columns),
         target=target,
         task=task,
+        target_guessed=spec.target is None,
+        task_guessed=spec.task is None,
         outputs=["data.parquet", "profile.json", "spec.json"],
         # Downstream cache keys chain from this one (ingest itself always runs: it is cheap,
         # and it must read the file to recognise duplicates).

@@ -24,11 +24,13 @@ from shared.client.submit import (
 )
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, NotFound
+from shared.layout import spec_key
 from shared.registry import get_alias, list_pipelines, list_versions
 from shared.results import STATES
 from shared.runs import describe_run
+from shared.spec import parse_spec
 from shared.stack import local as stack
-from shared.storage import Store
+from shared.storage import Store, check_name
 
 
 def _settings() -> Settings:
@@ -348,6 +350,39 @@ def _request_body(data: str) -> Any:
     except ValueError as exc:
         raise click.BadParameter(f"not JSON and not a .json/.csv file: {exc}") from None
     return {"dataframe_records": body} if isinstance(body, list) else body
+
+
+@main.group()
+def spec() -> None:
+    """Show or set a pipeline's spec (pipelines/<pipeline>.yaml in the bucket)."""
+
+
+@spec.command("show")
+@click.argument("pipeline")
+def spec_show(pipeline: str) -> None:
+    """Print PIPELINE's spec as stored (comments included)."""
+    try:
+        text = _store().get_bytes(spec_key(check_name(pipeline))).decode("utf-8", "replace")
+    except NotFound:
+        raise click.ClickException(
+            f"pipeline {pipeline!r} has no spec, so every field takes its default; "
+            f"write one with: cauce spec set {pipeline} FILE"
+        ) from None
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+@spec.command("set")
+@click.argument("pipeline")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def spec_set(pipeline: str, file: Path) -> None:
+    """Check FILE as a pipeline spec and store it as written for PIPELINE's next runs."""
+    check_name(pipeline)
+    text = file.read_text(encoding="utf-8")
+    parse_spec(text)  # a SpecError names the bad field; nothing is stored
+    store = _store()
+    store.ensure_bucket()
+    store.put_bytes(spec_key(pipeline), text.encode("utf-8"), content_type="application/yaml")
+    click.echo(f"spec of {pipeline} set: s3://{store.bucket}/{spec_key(pipeline)}")
 
 
 def run_cli() -> None:

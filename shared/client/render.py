@@ -16,6 +16,8 @@ def run_lines(view: dict[str, Any]) -> list[str]:
             f"  duplicate of run {view['duplicate_of']} (same data and spec; "
             "submit with --force to train again)"
         )
+    if view.get("target"):
+        lines.append(target_line(view))
     lines += [_stage_line(stage) for stage in view["stages"]]
     lines += _trial_lines(view)
     if view.get("metrics"):
@@ -30,6 +32,14 @@ def run_lines(view: dict[str, Any]) -> list[str]:
         promoted = " -> production" if view.get("promoted") else ""
         lines.append(f"  model: v{view['model_version']}{promoted}")
     return lines
+
+
+def target_line(view: dict[str, Any]) -> str:
+    """What the run learns to predict, saying which of the target and task were guessed."""
+    target = f"target {view['target']}" + (" (guessed)" if view.get("target_guessed") else "")
+    task = f"task {view['task']}" + (" (guessed)" if view.get("task_guessed") else "")
+    hint = "; set the target with --target or in the spec" if view.get("target_guessed") else ""
+    return f"  {target}, {task}{hint}"
 
 
 def _stage_line(stage: dict[str, Any]) -> str:

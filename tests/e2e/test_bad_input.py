@@ -18,6 +18,11 @@ HEADER = GOOD.splitlines()[0]
 LIMIT = 32 * 1024 * 1024  # CAUCE_MAX_UPLOAD_BYTES of the end-to-end stack
 WIDE = (",".join(f"c{i}" for i in range(5000)) + "\n" + ("1," * 4999 + "1\n") * 30).encode()
 CONSTANT = b"x,y\n" + b"".join(b"%d,yes\n" % i for i in range(60))
+# A house table whose last column is a date: without a target, the date would be guessed.
+DATED = b"sqft,bedrooms,price,list_date\n" + b"".join(
+    b"%d,%d,%d,2021-%02d-%02d\n" % (900 + 7 * i, 1 + i % 5, 1500 + 9 * i, 1 + i % 12, 1 + i % 28)
+    for i in range(60)
+)
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
@@ -51,6 +56,13 @@ CASES = [
     ("bad-yaml", "target: [unclosed\n", GOOD.encode(), "YAML"),
     ("bad-estimator", "models:\n  - estimator: quantum_forest\n", GOOD.encode(), "quantum_forest"),
     ("bad-split", "split: {test: 2}\n", GOOD.encode(), "split.test"),
+    (
+        "bad-search",
+        "models:\n  - estimator: logistic_regression\n    search: {Cc: [1, 2]}\n",
+        GOOD.encode(),
+        "models[0].search.Cc: logistic_regression has no parameter 'Cc'; known parameters: C,",
+    ),
+    ("guessed-date", None, DATED, "'list_date' was guessed as the target"),
     ("too-big", None, b"x" * (LIMIT + 1), "limit"),
     ("huge-field", None, b"a,b\n" + b"1," + b"z" * (20 * 1024 * 1024) + b"\n", "field"),
     ("5000-columns", None, WIDE, "5,000 columns"),
@@ -105,6 +117,22 @@ def test_bad_file_fails_with_a_reason_and_is_kept(
     assert stack.store.exists(f"quarantine/{pipeline}/{run['run_id']}/data.csv")
     shown = stack.cli("run", run["run_id"], check=False)
     assert "failed" in shown.stdout and reason.lower() in shown.stdout.lower()
+
+
+def test_a_guessed_target_that_looks_wrong_says_how_to_set_it(
+    failed_runs: dict[str, dict],
+) -> None:
+    assert failed_runs["guessed-date"]["error"].endswith(
+        "set the target with --target or in the spec"
+    )
+
+
+def test_submit_wait_shows_the_guessed_target_and_task(stack: Stack, tmp_path) -> None:
+    data = tmp_path / "cancer.csv"
+    data.write_text(GOOD)
+    result = stack.cli("submit", str(data), "--pipeline", "guessed", "--wait", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "target diagnosis (guessed), task classification (guessed)" in result.stdout
 
 
 def test_a_failed_run_exits_non_zero_from_submit_wait(stack: Stack, tmp_path) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from services.ingest.ingestion import (
+    check_guessed_target,
     empty_columns,
     infer_task,
     profile_table,
@@ -113,3 +114,37 @@ def test_profile_is_json_ready() -> None:
     }  # fmt: skip
     assert profile["columns"]["one"]["std"] is None
     assert profile["columns"]["s"]["top"] == [{"value": "a", "count": 2}]
+
+
+ROWS = 60
+DATES = pd.Series(pd.date_range("2021-01-01", periods=ROWS).strftime("%Y-%m-%d"), name="list_date")
+
+
+@pytest.mark.parametrize(
+    ("y", "task", "says"),
+    [
+        (DATES, "classification", "holds dates"),
+        (pd.Series(range(1000, 1000 + ROWS), name="customer_id"), "regression", "an id"),
+        (pd.Series([f"c{i}" for i in range(ROWS)], name="name"), "classification", "100%"),
+    ],
+)
+def test_a_guessed_target_that_looks_wrong_is_refused(y: pd.Series, task: str, says: str) -> None:
+    with pytest.raises(DataError) as caught:
+        check_guessed_target(y, task=task)
+    assert says in str(caught.value)
+    assert f"{y.name!r} was guessed as the target" in str(caught.value)
+    assert str(caught.value).endswith("set the target with --target or in the spec")
+    assert caught.value.field == "target"
+
+
+@pytest.mark.parametrize(
+    ("y", "task"),
+    [
+        (pd.Series([1, 2, 3, 4, 5] * 12, name="bedrooms"), "classification"),
+        (pd.Series(np.linspace(1e5, 9e5, ROWS), name="price"), "regression"),
+        (pd.Series(range(ROWS), name="paid"), "regression"),
+        (pd.Series(["yes", "no"] * 30, name="churned"), "classification"),
+    ],
+)
+def test_a_guessed_target_that_looks_right_is_kept(y: pd.Series, task: str) -> None:
+    check_guessed_target(y, task=task)

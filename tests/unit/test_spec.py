@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from services.train.training import CANDIDATES
 from services.train.training import ESTIMATORS as TRAINABLE
 from shared.errors import SpecError
-from shared.spec import ESTIMATORS, parse_spec, resolve_spec
+from shared.spec import ESTIMATORS, PARAMETERS, parse_spec, resolve_spec
 
 
 def test_the_spec_offers_exactly_the_estimators_training_implements() -> None:
@@ -47,3 +48,32 @@ def test_an_estimator_or_metric_that_does_not_fit_the_task_is_named() -> None:
         resolve_spec(spec, target="y", task="classification")
     with pytest.raises(SpecError, match="metric 'rmse' does not fit a classification task"):
         resolve_spec(parse_spec("metric: rmse\n"), target="y", task="classification")
+
+
+def test_the_spec_knows_every_parameter_each_estimator_has() -> None:
+    for task, candidates in CANDIDATES.items():
+        for name, candidate in candidates.items():
+            known = candidate.factory(**candidate.fixed).get_params(deep=False)
+            assert PARAMETERS[task][name] == tuple(sorted(known)), (task, name)
+
+
+def test_a_typo_in_a_search_parameter_is_named_when_the_spec_is_resolved() -> None:
+    spec = parse_spec("models: [{estimator: ridge, search: {alpah: [1, 2]}}]\n")
+    with pytest.raises(SpecError) as caught:
+        resolve_spec(spec, target="price", task="regression")
+    assert caught.value.field == "models[0].search.alpah"
+    assert str(caught.value).startswith(
+        "models[0].search.alpah: ridge has no parameter 'alpah'; known parameters: alpha, "
+    )
+
+
+def test_a_spec_that_names_its_task_has_its_search_checked_when_parsed() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(
+            "task: classification\nmodels:\n  - estimator: random_forest\n"
+            "    search: {max_dept: [3]}\n"
+        )
+    assert caught.value.field == "models[0].search.max_dept"
+    assert "random_forest has no parameter 'max_dept'" in str(caught.value)
+    good = parse_spec("task: regression\nmodels: [{estimator: ridge, search: {alpha: [1]}}]\n")
+    assert good.models is not None and good.models[0].search == {"alpha": [1]}
