@@ -27,9 +27,18 @@ def run_lines(view: dict[str, Any]) -> list[str]:
         verdict = "passed" if view["gate"]["passed"] else "not passed"
         lines.append(f"  gate: {verdict} ({view['gate']['reason']})")
     if view.get("model_version"):
-        promoted = " -> production" if view.get("promoted") else ""
-        lines.append(f"  model: v{view['model_version']}{promoted}")
+        lines.append(f"  model: v{view['model_version']}{_production(view)}")
     return lines
+
+
+def _production(view: dict[str, Any]) -> str:
+    if view.get("promoted"):
+        return " -> production"
+    if view.get("duplicate_of"):
+        return f" (trained by run {view['duplicate_of']})"
+    if view.get("champion_version"):
+        return f" registered, not promoted: production stays on v{view['champion_version']}"
+    return " registered, not promoted: production is unchanged"
 
 
 def _stage_line(stage: dict[str, Any]) -> str:
