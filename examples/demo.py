@@ -105,10 +105,17 @@ def main() -> None:
         sys.exit("demo stopped: the prediction service refused the request")
 
     step("Done. The stack is still running:")
-    print(
-        "  cauce runs | cauce run RUN_ID | cauce models | cauce status\n"
-        "  make down    # stop it (data stays in .cauce/)"
-    )
+    print("\n".join(closing_lines(settings.home)))
+
+
+def closing_lines(home: Path) -> list[str]:
+    """What to try next: how to reach `cauce` (it is in the venv, not on PATH) and where data is."""
+    venv = Path(CAUCE).parent
+    return [
+        f"  `cauce` is in the virtualenv: run {CAUCE}, or first: source {venv}/activate",
+        "  cauce runs | cauce run RUN_ID | cauce models | cauce status",
+        f"  make down    # stop it (data stays in {home.resolve()}; CAUCE_HOME={home.resolve()})",
+    ]
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
         "top_trials": train.get("top_trials"),
         "metrics": evaluation.get("metrics"),
         "champion_metrics": evaluation.get("champion_metrics"),
+        "champion_version": evaluation.get("champion_version"),
         "gate": evaluation.get("gate"),
         "model_version": deploy.get("version"),
         "promoted": deploy.get("promoted"),

@@ -48,11 +48,15 @@ def run_job(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
     """Score the file once; the status says running, then succeeded or failed with the reason."""
     key = job_key(job.pipeline, job.job_id)
     try:
-        if store.get_json(key).get("state") in TERMINAL:
-            return dict(store.get_json(key))  # a redelivered job that already ended
+        queued = dict(store.get_json(key))
     except NotFound:
-        pass
-    base = {"job_id": job.job_id, "pipeline": job.pipeline, "source": job.key, "started": now()}
+        queued = {}
+    if queued.get("state") in TERMINAL:
+        return queued  # a redelivered job that already ended
+    # The upload's ETag and time, as the watcher recorded them: `cauce batch` finds its job by them.
+    upload = {k: queued[k] for k in ("etag", "modified") if k in queued}
+    base = {"job_id": job.job_id, "pipeline": job.pipeline, "source": job.key, **upload}
+    base["started"] = now()
     store.put_json(key, {**base, "state": "running"})
     clock = time.perf_counter()
     status: dict[str, Any] = {}

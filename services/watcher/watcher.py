@@ -79,7 +79,9 @@ class Watcher:
             if self.broker.sismember(SENT, job_id):
                 continue
             job = ScoreFile(job_id=job_id, pipeline=pipeline, key=item.key)
-            status = {**job.model_dump(), "source": item.key, "state": "queued", "queued": now()}
+            # The object's ETag and time let `cauce batch` find the job of its own upload.
+            source = {"source": item.key, "etag": item.etag, "modified": item.modified}
+            status = {**job.model_dump(), **source, "state": "queued", "queued": now()}
             self.store.put_json(job_key(pipeline, job_id), status)
             send(self.app, "batch.run", job, queue="batch")
             self.broker.sadd(SENT, job_id)

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 import requests
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from shared.client.render import run_lines
 from shared.client.runlist import Reader, RunCache, runs_page
@@ -23,8 +25,8 @@ from shared.client.submit import (
     wait_for_run,
 )
 from shared.config import Settings, load_settings
-from shared.errors import CauceError, NotFound
-from shared.layout import spec_key
+from shared.errors import CauceError, NotFound, TransientError
+from shared.layout import drop_key, spec_key
 from shared.registry import get_alias, list_pipelines, list_versions
 from shared.results import STATES
 from shared.runs import describe_run
@@ -39,6 +41,12 @@ def _settings() -> Settings:
 
 def _store() -> Store:
     return Store.from_settings(_settings())
+
+
+def auth_headers(settings: Settings) -> dict[str, str]:
+    """The bearer token every HTTP call to the stack carries when CAUCE_API_TOKEN is set."""
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _emit(value: Any) -> None:
@@ -63,6 +71,14 @@ def up(workers: tuple[str, ...], timeout: float) -> None:
     """Start the local stack in the background: broker, S3, watcher, workers, serving."""
     counts = _parse_workers(workers)
     settings = _settings()
+    running = stack.status(settings.home.resolve())
+    if running:
+        click.echo(
+            f"the stack is already running in {settings.home.resolve()} "
+            f"({len(running)} processes); to change its workers: cauce down, then cauce up"
+            + "".join(f" -w {w}" for w in workers)
+        )
+        sys.exit(1 if workers else 0)
     stack.up(settings, counts)
     seen: set[str] = set()
 
@@ -122,7 +138,12 @@ def status(as_json: bool) -> None:
         _emit({"running": bool(processes), "processes": processes})
         return
     if not processes:
-        click.echo("the stack is not running (start it with: cauce up)")
+        other = stack.running_elsewhere(_settings())
+        click.echo(
+            f"no stack runs in {_settings().home.resolve()}; {_elsewhere(other)}"
+            if other
+            else "the stack is not running (start it with: cauce up)"
+        )
     for proc in processes:
         click.echo(
             f"{proc['name']:<14} pid {proc['pid']!s:<8} "
@@ -212,7 +233,7 @@ def batch(
                 "no batch job queued within 60s: is the watcher running? (cauce status)"
             )
         time.sleep(0.3)
-        job_id = find_batch_job(store, pipeline=pipeline, key=upload["key"], after=upload["after"])
+        job_id = find_batch_job(store, upload)
     click.echo(f"batch job {job_id} queued", err=True)
     status = wait_for_batch(store, pipeline, job_id, timeout=timeout)
     if status["state"] == "succeeded" and output is not None:
@@ -256,6 +277,10 @@ def runs(
             state=state,
         )
     views = list(reversed(page.runs))
+    if not views and pipeline and before is None and not _has_runs(store, pipeline):
+        raise click.ClickException(
+            f"no runs of pipeline {pipeline!r} (start one with: cauce submit FILE -p {pipeline})"
+        )
     if as_json:
         _emit(views)
     else:
@@ -288,7 +313,11 @@ def models(pipeline: str | None, as_json: bool) -> None:
     """List model versions with their aliases and metrics."""
     store = _store()
     result = []
-    for name in [pipeline] if pipeline else list_pipelines(store):
+    names = list_pipelines(store)
+    if pipeline and pipeline not in names:
+        known = ", ".join(names) or "none yet"
+        raise click.ClickException(f"no models of pipeline {pipeline!r} (pipelines: {known})")
+    for name in [pipeline] if pipeline else names:
         alias = get_alias(store, name)
         for version in list_versions(store, name):
             aliases = ["production"] if alias and alias["version"] == version["version"] else []
@@ -311,8 +340,20 @@ def models(pipeline: str | None, as_json: bool) -> None:
         score = (item["metrics"] or {}).get(item["metric"])
         click.echo(
             f"{item['pipeline']:<16} v{item['version']:<4} {','.join(item['aliases']):<11} "
-            f"{item['estimator']:<24} {item['metric']}={score}  run {item['run_id']}"
+            f"{item['estimator']:<24} {item['metric']}={_number(score)}  run {item['run_id']}"
         )
+
+
+def _number(value: Any) -> str:
+    """A metric as a person reads it: four significant digits, whole numbers when large."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    return f"{value:.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
+
+
+def _has_runs(store: Store, pipeline: str) -> bool:
+    """Whether anything was ever dropped for `pipeline` (its runs' source files stay)."""
+    return any(True for _ in store.list_objects(drop_key(pipeline, "")))
 
 
 @main.command()
@@ -326,11 +367,12 @@ def models(pipeline: str | None, as_json: bool) -> None:
 def predict(pipeline: str, data: str) -> None:
     """Ask the prediction service for predictions."""
     body = _request_body(data)
-    url = f"{_settings().serve_url}/invocations/{pipeline}"
+    settings = _settings()
+    url = f"{settings.serve_url}/invocations/{pipeline}"
     try:
-        response = requests.post(url, json=body, timeout=30)
+        response = requests.post(url, json=body, headers=auth_headers(settings), timeout=30)
     except requests.ConnectionError:
-        raise click.ClickException(f"no prediction service at {url} (cauce up?)") from None
+        raise click.ClickException(not_running(settings.serve_url)) from None
     _emit(response.json())
     if response.status_code >= 400:
         sys.exit(1)
@@ -338,7 +380,9 @@ def predict(pipeline: str, data: str) -> None:
 
 def _request_body(data: str) -> Any:
     path = Path(data)
-    if path.suffix in (".json", ".csv") and path.exists():
+    if path.suffix in (".json", ".csv") and not path.exists():
+        raise click.BadParameter(f"file not found: {data}", param_hint="--data")
+    if path.suffix in (".json", ".csv"):
         if path.suffix == ".csv":
             import pandas as pd
 
@@ -385,10 +429,35 @@ def spec_set(pipeline: str, file: Path) -> None:
     click.echo(f"spec of {pipeline} set: s3://{store.bucket}/{spec_key(pipeline)}")
 
 
+def not_running(where: str | None) -> str:
+    """The one line a command prints when the stack it needs does not answer at `where`."""
+    return (
+        f"the stack is not running: nothing answers at {where} (start it with `cauce up`; "
+        "for a stack started in another directory, set CAUCE_HOME to its home)"
+    )
+
+
+def _elsewhere(home: Path) -> str:
+    return f"a stack is running with CAUCE_HOME={home} (use it: CAUCE_HOME={home} cauce ...)"
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says a server of the stack did not answer at all."""
+    cause = exc.__cause__ if isinstance(exc, TransientError) else exc
+    return isinstance(cause, (BotoConnectionError, requests.ConnectionError))
+
+
 def run_cli() -> None:
     """Console-script entry point that turns cauce errors into one clear line."""
     try:
         main()
-    except CauceError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except (CauceError, BotoCoreError) as exc:
+        if _unreachable(exc):
+            message = not_running(_settings().s3_endpoint_url)
+        else:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        other = stack.running_elsewhere(_settings())
+        if other is not None and "CAUCE_HOME=" not in message:
+            message = f"{message}; {_elsewhere(other)}"
+        click.echo(f"error: {message}", err=True)
         sys.exit(2)

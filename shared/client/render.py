@@ -29,8 +29,7 @@ def run_lines(view: dict[str, Any]) -> list[str]:
         verdict = "passed" if view["gate"]["passed"] else "not passed"
         lines.append(f"  gate: {verdict} ({view['gate']['reason']})")
     if view.get("model_version"):
-        promoted = " -> production" if view.get("promoted") else ""
-        lines.append(f"  model: v{view['model_version']}{promoted}")
+        lines.append(f"  model: v{view['model_version']}{_production(view)}")
     return lines
 
 
@@ -40,6 +39,16 @@ def target_line(view: dict[str, Any]) -> str:
     task = f"task {view['task']}" + (" (guessed)" if view.get("task_guessed") else "")
     hint = "; set the target with --target or in the spec" if view.get("target_guessed") else ""
     return f"  {target}, {task}{hint}"
+
+
+def _production(view: dict[str, Any]) -> str:
+    if view.get("promoted"):
+        return " -> production"
+    if view.get("duplicate_of"):
+        return f" (trained by run {view['duplicate_of']})"
+    if view.get("champion_version"):
+        return f" registered, not promoted: production stays on v{view['champion_version']}"
+    return " registered, not promoted: production is unchanged"
 
 
 def _stage_line(stage: dict[str, Any]) -> str:

@@ -124,19 +124,30 @@ def submit_batch(store: Store, path: Path, *, pipeline: str) -> dict[str, Any]:
     key = batch_key(pipeline, path.name)
     started = str(ULID.from_timestamp(time.time() - 5))  # jobs queued from now on sort after
     store.put_bytes(key, path.read_bytes())
-    return {"key": key, "pipeline": pipeline, "after": started}
+    uploaded = store.head(key)  # the job is found by this ETag and time, never by the name alone
+    return {
+        "key": key,
+        "pipeline": pipeline,
+        "etag": uploaded.etag,
+        "modified": uploaded.modified,
+        "after": started,
+    }
 
 
-def find_batch_job(store: Store, *, pipeline: str, key: str, after: str) -> str | None:
-    """The id of the newest batch job queued for `key` since `after`, once it exists."""
+def find_batch_job(store: Store, upload: dict[str, Any]) -> str | None:
+    """The id of the batch job the watcher queued for this upload (submit_batch's answer)."""
+    pipeline = upload["pipeline"]
     for job_id in sorted(store.children(jobs_prefix(pipeline)), reverse=True):
-        if job_id < after:
+        if job_id < upload["after"]:
             break
         try:
-            if store.get_json(job_key(pipeline, job_id))["source"] == key:
-                return job_id
+            job = store.get_json(job_key(pipeline, job_id))
         except NotFound:
             continue
+        if (job["source"], job.get("etag")) == (upload["key"], upload["etag"]) and _same_second(
+            job.get("modified"), upload["modified"]
+        ):
+            return job_id
     return None
 
 

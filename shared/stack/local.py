@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -35,8 +36,9 @@ class Proc:
 
 
 def write_stack_env(settings: Settings) -> None:
-    """Record where the stack listens, and a random S3 key pair made on first start, in
-    `$CAUCE_HOME/stack.env`, so later commands with the same CAUCE_HOME find it."""
+    """Record where the stack listens, a random S3 key pair made on first start and the API token
+    once one was set, in `$CAUCE_HOME/stack.env`, so later commands with the same CAUCE_HOME
+    find them."""
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     path = home / "stack.env"
@@ -49,6 +51,9 @@ def write_stack_env(settings: Settings) -> None:
     lines.setdefault("CAUCE_S3_SECRET_KEY", settings.s3_secret_key or secrets.token_urlsafe(24))
     key = settings.signing_key.get_secret_value() if settings.signing_key else None
     lines.setdefault("CAUCE_SIGNING_KEY", key or secrets.token_urlsafe(32))
+    if settings.api_token is not None and settings.api_token.get_secret_value():
+        # Kept with the stack: `cauce down; cauce up` without CAUCE_API_TOKEN keeps auth on.
+        lines["CAUCE_API_TOKEN"] = settings.api_token.get_secret_value()
     lines.update(
         CAUCE_BROKER_URL=settings.broker_url,
         CAUCE_BUCKET=settings.bucket,
@@ -216,7 +221,52 @@ def up(settings: Settings, workers: dict[str, int]) -> int:
             start_new_session=True,
             cwd=Path(__file__).resolve().parents[2],
         )
+    record_home(settings)
     return proc.pid
+
+
+def stacks_dir() -> Path:
+    """Where running stacks record their homes (per user), so `cauce` finds one from anywhere."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "cauce" / "stacks"
+
+
+def _record(home: Path) -> Path:
+    return stacks_dir() / f"{hashlib.sha256(str(home).encode()).hexdigest()[:16]}.json"
+
+
+def record_home(settings: Settings) -> None:
+    """Note that a stack runs in this home on these ports (`down` removes the note)."""
+    home = settings.home.resolve()
+    try:
+        _record(home).parent.mkdir(parents=True, exist_ok=True)
+        _record(home).write_text(json.dumps({"home": str(home), "ports": stack_ports(settings)}))
+    except OSError:
+        pass  # an unwritable cache only costs the hint
+
+
+def running_elsewhere(settings: Settings) -> Path | None:
+    """The home of a running stack, other than this one, listening on this one's ports."""
+    home, ports = settings.home.resolve(), set(stack_ports(settings))
+    for path in sorted(stacks_dir().glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        other = Path(record.get("home", ""))
+        if other != home and ports & set(record.get("ports", [])) and read_state(other):
+            return other
+    return None
+
+
+def stack_ports(settings: Settings) -> list[int]:
+    """The ports a stack with these settings listens on."""
+    return [
+        urlparse(settings.broker_url).port or 6379,
+        urlparse(settings.s3_endpoint_url or "").port or 8333,
+        settings.serve_port,
+        settings.console_port,
+    ]
 
 
 def check_ports(settings: Settings) -> None:
@@ -231,8 +281,12 @@ def check_ports(settings: Settings) -> None:
     }
     for setting, port in wanted.items():
         if not port_is_free(port):
+            other = running_elsewhere(settings)
             raise CauceError(
-                f"port {port} is already in use on 127.0.0.1; stop what uses it or "
+                f"a stack is running with CAUCE_HOME={other}: use it with "
+                f"`CAUCE_HOME={other} cauce ...`"
+                if other
+                else f"port {port} is already in use on 127.0.0.1; stop what uses it or "
                 f"choose another port with {setting}"
             )
 
@@ -263,4 +317,5 @@ def down(home: Path, *, timeout: float = STOP_GRACE_SECONDS * 2 + 10) -> bool:
         time.sleep(0.2)
     if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
+    _record(home.resolve()).unlink(missing_ok=True)
     return True

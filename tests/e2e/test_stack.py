@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 from tests.datasets import diabetes_frame
-from tests.e2e.conftest import CAUCE, running_stack
+from tests.e2e.conftest import CAUCE, Stack, running_stack
 from tests.e2e.helpers import run_for, wait_run, wait_served
 
 
@@ -19,7 +20,8 @@ def _process(stack_status: dict, name: str) -> dict:
 
 def test_dead_processes_restart_and_data_survives_down_up(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with running_stack(home) as stack:
+    with running_stack(home, XDG_CACHE_HOME=str(tmp_path / "cache")) as stack:
+        _found_from_another_directory(stack, tmp_path / "elsewhere")
         stack.store.put_bytes(
             "incoming/keep/data.csv", diabetes_frame().to_csv(index=False).encode()
         )
@@ -76,3 +78,17 @@ def _alive(pid: int) -> bool:
 
 
 assert CAUCE
+
+
+def _found_from_another_directory(stack: Stack, elsewhere: Path) -> None:
+    """From another CAUCE_HOME on the same ports, `status` and `up` name the running stack's home;
+    `up --workers` on the running stack says it runs and how to change its workers."""
+    env = {**stack.env, "CAUCE_HOME": str(elsewhere)}
+    status = subprocess.run([CAUCE, "status"], env=env, capture_output=True, text=True, timeout=60)
+    hint = f"a stack is running with CAUCE_HOME={stack.home.resolve()}"
+    assert status.returncode == 1 and hint in status.stdout, status.stdout
+    up = subprocess.run([CAUCE, "up"], env=env, capture_output=True, text=True, timeout=60)
+    assert up.returncode != 0 and hint in up.stderr and "Traceback" not in up.stderr, up.stderr
+    scale = stack.cli("up", "-w", "train=2", check=False)
+    assert scale.returncode == 1 and "already running" in scale.stdout
+    assert "cauce down, then cauce up -w train=2" in scale.stdout
