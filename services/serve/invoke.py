@@ -28,6 +28,10 @@ from shared.columns import Columns
 from shared.errors import NotFound, RequestError
 
 PIPELINE_HEADER = "X-Cauce-Pipeline"
+# A body left unread on a kept-alive connection (a 413, or an answer given before the body was
+# needed) is read and dropped up to this many bytes, so that the client's next request on the
+# connection is answered; a longer one gets `Connection: close` instead.
+DRAIN_BYTES = 8 << 20
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -58,6 +62,17 @@ def pinned(cache: ModelCache, pipeline: str, version: str | None) -> LoadedModel
             status=404,
         )
     return model
+
+
+def _drained(stream: Any) -> bool:
+    """Whether what is left of the request body was read to its end (at most DRAIN_BYTES)."""
+    left = DRAIN_BYTES
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 16))
+        if not chunk:
+            return True
+        left -= len(chunk)
+    return False
 
 
 def _route(path: str) -> tuple[str, str | None, str | None] | None:
@@ -131,6 +146,8 @@ class Predictions:
         headers += answers.model_headers(model, status)
         if environ.get("REQUEST_METHOD") == "POST":
             answers.count(self.metrics, model, status, started)
+        if status != 200 and not _drained(environ["wsgi.input"]):
+            extra.append(("Connection", "close"))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers + extra)
         return [data]
 
