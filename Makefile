@@ -26,7 +26,7 @@ demo: $(STAMP)
 TEST_PARALLEL ?= -n 2 --dist loadfile
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q $(TEST_PARALLEL) tests
+	$(BIN)/python -m pytest -q --durations=30 $(TEST_PARALLEL) tests
 
 # The console's browser tests drive Debian's headless Chromium; install it once when missing.
 browser:

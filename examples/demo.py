@@ -67,7 +67,8 @@ def wait_served(url: str, version: int, timeout: float = 30) -> float:
 def main() -> None:
     """Run the demo end to end."""
     step(
-        "Start the local stack (broker, S3 store, watcher, five stage workers, prediction service)"
+        "Start the local stack: broker, S3 store, watcher, one worker for each of the five "
+        "stages, a batch worker, the prediction service and the console (11 processes)"
     )
     cauce("up")
     settings = load_settings()

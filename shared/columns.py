@@ -160,21 +160,30 @@ class CompiledSignature:
 
     names: tuple[str, ...]
     kinds: tuple[str, ...]
+    ignored: frozenset[str] = frozenset()  # columns a request may hold and the model never reads
 
     @classmethod
     def compile(
-        cls, signature: list[dict[str, str]] | tuple[dict[str, str], ...]
+        cls,
+        signature: list[dict[str, str]] | tuple[dict[str, str], ...],
+        *,
+        ignored: Sequence[str] = (),
     ) -> CompiledSignature:
-        """Compile the {"name", "type"} list that a version records."""
+        """Compile the {"name", "type"} list that a version records; `ignored` columns (the
+        target, in rows copied from the training file) are dropped from requests."""
         for spec in signature:  # an unknown type fails at load, not at the first request
             if spec["type"] not in TYPES:
                 raise ValueError(
                     f"signature type {spec['type']!r} for {spec['name']!r} is not one of {TYPES}"
                 )
-        return cls(tuple(s["name"] for s in signature), tuple(s["type"] for s in signature))
+        names = tuple(s["name"] for s in signature)
+        kinds = tuple(s["type"] for s in signature)
+        return cls(names, kinds, frozenset(n for n in ignored if n) - set(names))
 
     def check(self, columns: Columns) -> dict[str, Column]:
         """Typed columns in signature order; RequestError naming the column otherwise."""
+        if columns.keys() != set(self.names) and self.ignored & columns.keys():
+            columns = {name: values for name, values in columns.items() if name not in self.ignored}
         if columns.keys() != set(self.names):
             missing = [name for name in self.names if name not in columns]
             if missing:

@@ -121,6 +121,7 @@ def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
         "target_guessed": ingest.get("target_guessed"),
         "task_guessed": ingest.get("task_guessed"),
         "best": train.get("best"),
+        "metric": train.get("metric"),
         "trials": train.get("trials") or train.get("trials_planned"),
         "top_trials": train.get("top_trials"),
         "metrics": evaluation.get("metrics"),

@@ -20,11 +20,12 @@ class Frame:
     x1: float
     y0: float
     y1: float
+    left: float = PAD  # room for the y axis' title and tick labels
 
     def x(self, value: float) -> float:
         """The horizontal pixel of a data x."""
         span = (self.x1 - self.x0) or 1.0
-        return round(PAD + (value - self.x0) / span * (W - PAD - 12), 1)
+        return round(self.left + (value - self.x0) / span * (W - self.left - 12), 1)
 
     def y(self, value: float) -> float:
         """The vertical pixel of a data y."""
@@ -32,25 +33,44 @@ class Frame:
         return round(H - PAD - (value - self.y0) / span * (H - PAD - 12), 1)
 
 
+CHAR = 6.5  # the width of a tick label's character, in pixels, at the stylesheet's font size
+TICKS = 5
+
+
 def _fmt(value: float) -> str:
+    """A tick label of at most six characters: 0.25, 482, 48.4k, 1.2M."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= 10 * scale:
+            return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
 
 
+def _ticks(low: float, high: float) -> list[float]:
+    return [low + (high - low) * i / (TICKS - 1) for i in range(TICKS)]
+
+
+def framed(x0: float, x1: float, y0: float, y1: float) -> Frame:
+    """A frame whose left margin fits the widest y tick label beside the y axis' title."""
+    widest = max(len(_fmt(v)) for v in _ticks(y0, y1))
+    return Frame(x0, x1, y0, y1, left=max(PAD, 26 + CHAR * widest))
+
+
 def _axes(frame: Frame, x_label: str, y_label: str) -> list[str]:
+    left = frame.left
     parts = [
-        f'<rect x="{PAD}" y="12" width="{W - PAD - 12}" height="{H - PAD - 12}" class="plot-bg"/>'
+        f'<rect x="{left}" y="12" width="{W - left - 12}" height="{H - PAD - 12}" class="plot-bg"/>'
     ]
-    for i in range(5):
-        xv = frame.x0 + (frame.x1 - frame.x0) * i / 4
-        yv = frame.y0 + (frame.y1 - frame.y0) * i / 4
+    xs, ys = _ticks(frame.x0, frame.x1), _ticks(frame.y0, frame.y1)
+    for i, (xv, yv) in enumerate(zip(xs, ys, strict=True)):
+        anchor = "end" if i == TICKS - 1 else "middle"  # the last one stays inside the picture
         parts.append(
-            f'<text x="{frame.x(xv)}" y="{H - PAD + 16}" text-anchor="middle">{_fmt(xv)}</text>'
+            f'<text x="{frame.x(xv)}" y="{H - PAD + 16}" text-anchor="{anchor}">{_fmt(xv)}</text>'
         )
         parts.append(
-            f'<text x="{PAD - 4}" y="{frame.y(yv) + 4}" text-anchor="end">{_fmt(yv)}</text>'
+            f'<text x="{left - 4}" y="{frame.y(yv) + 4}" text-anchor="end">{_fmt(yv)}</text>'
         )
     parts.append(
-        f'<text x="{(W + PAD) / 2}" y="{H - 6}" text-anchor="middle">{escape(x_label)}</text>'
+        f'<text x="{(W + left) / 2}" y="{H - 6}" text-anchor="middle">{escape(x_label)}</text>'
     )
     parts.append(
         f'<text x="12" y="{H / 2}" text-anchor="middle" '
@@ -111,10 +131,10 @@ def scatter(
     """Points with a guide line: `identity` (y = x) or `zero` (y = 0)."""
     if guide == "identity":
         low, high = _bounds([*xs, *ys])
-        frame = Frame(low, high, low, high)
+        frame = framed(low, high, low, high)
         ends = (low, low, high, high)
     else:
-        frame = Frame(*_bounds(xs), *_bounds([*ys, 0.0]))
+        frame = framed(*_bounds(xs), *_bounds([*ys, 0.0]))
         ends = (frame.x0, 0.0, frame.x1, 0.0)
     parts = _axes(frame, x_label, y_label)
     parts.append(

@@ -19,6 +19,16 @@ def models() -> str:
     return render_template("models.html", overviews=overviews, moved=request.args.get("moved"))
 
 
+@models_bp.get("/models/<pipeline>")
+def model(pipeline: str) -> str:
+    """One pipeline's versions, aliases and history: the models page for it alone."""
+    store = context.store()
+    if pipeline not in list_pipelines(store):
+        abort(404, description=f"no models for pipeline {pipeline!r}")
+    overviews = [catalog.model_overview(store, pipeline)]
+    return render_template("models.html", overviews=overviews, moved=request.args.get("moved"))
+
+
 def _version_arg(name: str) -> int:
     value = request.values.get(name, "")
     if not value.isdigit():

@@ -64,14 +64,29 @@ def pinned(cache: ModelCache, pipeline: str, version: str | None) -> LoadedModel
     return model
 
 
-def _drained(stream: Any) -> bool:
-    """Whether what is left of the request body was read to its end (at most DRAIN_BYTES)."""
-    left = DRAIN_BYTES
-    while left > 0:
-        chunk = stream.read(min(left, 1 << 16))
+def _drained(environ: dict[str, Any], consumed: int) -> bool:
+    """Whether what is left of the request body, after `consumed` bytes, was read to its end
+    (at most DRAIN_BYTES, and never past the Content-Length: a server may hand the app the
+    socket itself, where reading further waits for bytes that never come)."""
+    stream, length = environ["wsgi.input"], environ.get("CONTENT_LENGTH") or ""
+    if length.isdigit():
+        left = int(length) - consumed
+        if left > DRAIN_BYTES:
+            return False
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            left -= len(chunk)
+        return True
+    if length:  # not a number: nothing can be trusted about the rest of the connection
+        return False
+    budget = DRAIN_BYTES  # chunked: read to the end the server marks
+    while budget > 0:
+        chunk = stream.read(min(budget, 1 << 16))
         if not chunk:
             return True
-        left -= len(chunk)
+        budget -= len(chunk)
     return False
 
 
@@ -117,6 +132,7 @@ class Predictions:
         started = time.perf_counter()
         model: LoadedModel | None = None
         extra: list[tuple[str, str]] = []
+        consumed = 0  # bytes of the body read
         try:
             if environ.get("REQUEST_METHOD") != "POST":
                 extra.append(("Allow", "POST"))
@@ -130,11 +146,13 @@ class Predictions:
             if kind == "mlflow":
                 model = self._mlflow_model(environ, pipeline)
                 body = self._body(environ)
+                consumed = len(body)
                 status, answer = 200, self._mlflow(environ, model, body)
             else:
                 assert pipeline is not None
                 model = pinned(self.cache, pipeline, version)
                 body = self._body(environ)
+                consumed = len(body)
                 status, answer = 200, self._infer(environ, model, body)
         except Exception as exc:
             method = str(environ.get("REQUEST_METHOD"))
@@ -146,7 +164,7 @@ class Predictions:
         headers += answers.model_headers(model, status)
         if environ.get("REQUEST_METHOD") == "POST":
             answers.count(self.metrics, model, status, started)
-        if status != 200 and not _drained(environ["wsgi.input"]):
+        if status != 200 and not _drained(environ, consumed):
             extra.append(("Connection", "close"))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers + extra)
         return [data]

@@ -81,7 +81,7 @@ def build_model(
         MappingProxyType(dict(record)),
         scorer,
         signature,
-        CompiledSignature.compile(signature),
+        CompiledSignature.compile(signature, ignored=[str(record.get("target") or "")]),
         class_labels(record, scorer),
     )
     warm(model)

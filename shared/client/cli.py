@@ -14,7 +14,7 @@ import requests
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from shared.client.render import run_lines
+from shared.client.render import run_lines, run_summary
 from shared.client.runlist import Reader, RunCache, runs_page
 from shared.client.submit import (
     await_run_id,
@@ -285,11 +285,7 @@ def runs(
         _emit(views)
     else:
         for view in views:
-            done = sum(1 for s in view["stages"] if s["state"] == "succeeded")
-            click.echo(
-                f"{view['run_id']}  {view['pipeline']:<16} {view['state']:<10} "
-                f"{done}/{len(view['stages'])} stages  {view['error'] or ''}"
-            )
+            click.echo(run_summary(view))
     if page.next_before is not None:
         click.echo(f"older runs: cauce runs --before {page.next_before}", err=True)
 

@@ -33,6 +33,31 @@ def run_lines(view: dict[str, Any]) -> list[str]:
     return lines
 
 
+def run_summary(view: dict[str, Any]) -> str:
+    """A run on one line for `cauce runs`: when it started, how long it took, what came of it."""
+    created = str(view.get("created") or "")[:19].replace("T", " ")
+    seconds = [s["seconds"] for s in view["stages"] if s["seconds"] is not None]
+    took = f"{sum(seconds):.1f}s" if seconds else ""
+    return (
+        f"{view['run_id']}  {created:<19}  {view['pipeline']:<16} {view['state']:<10} "
+        f"{took:>8}  {outcome(view)}"
+    )
+
+
+def outcome(view: dict[str, Any]) -> str:
+    """What the run came to: its error, the model it made and whether it serves, or its stage."""
+    if view["error"]:
+        return str(view["error"])
+    if view.get("duplicate_of"):
+        return f"duplicate of {view['duplicate_of']}: model v{view.get('model_version')}"
+    if view.get("model_version"):
+        return f"model v{view['model_version']}{_production(view)}"
+    if view["state"] == "running":
+        running = next((s["stage"] for s in view["stages"] if s["state"] == "running"), None)
+        return f"{running} running" if running else ""
+    return ""
+
+
 def target_line(view: dict[str, Any]) -> str:
     """What the run learns to predict, saying which of the target and task were guessed."""
     target = f"target {view['target']}" + (" (guessed)" if view.get("target_guessed") else "")
@@ -66,9 +91,10 @@ def _trial_lines(view: dict[str, Any]) -> list[str]:
             return []
         return [
             f"  best: {best['estimator']} {json.dumps(best['params'])} "
-            f"(validation {best['score']:.4f})"
+            f"(validation {view.get('metric') or 'score'} {best['score']:.4f})"
         ]
-    lines = [f"  best trials of {view.get('trials')} (validation score):"]
+    metric = view.get("metric") or "score"
+    lines = [f"  best trials of {view.get('trials')} (validation {metric}):"]
     for trial in top:
         seconds = f"{trial['seconds']:.2f}s" if trial.get("seconds") is not None else ""
         lines.append(

@@ -297,10 +297,10 @@ def wait_healthy(home: Path, *, timeout: float, on_progress: Any = None) -> list
     processes: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         processes = status(home)
-        if processes and all(p["healthy"] for p in processes):
-            return processes
         if on_progress is not None:
             on_progress(processes)
+        if processes and all(p["healthy"] for p in processes):
+            return processes
         time.sleep(0.5)
     return processes
 

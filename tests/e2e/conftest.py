@@ -29,6 +29,7 @@ class Stack:
     env: dict[str, str]
     settings: Settings
     store: Store
+    started: str = ""  # what `cauce up` printed
 
     def cli(
         self, *args: str, check: bool = True, timeout: float = 600
@@ -75,7 +76,7 @@ def running_stack(home: Path, *args: str, **env_overrides: str) -> Iterator[Stac
     try:
         assert up.returncode == 0, f"cauce up failed:\n{up.stdout}\n{up.stderr}"
         settings = _settings(env)
-        yield Stack(home, env, settings, Store.from_settings(settings))
+        yield Stack(home, env, settings, Store.from_settings(settings), up.stderr + up.stdout)
     finally:
         subprocess.run([CAUCE, "down"], env=env, capture_output=True, timeout=120)
 

@@ -43,7 +43,13 @@ def test_dead_processes_restart_and_data_survives_down_up(tmp_path: Path) -> Non
         assert stack.cli("status", check=False).returncode == 1
         assert not any(_alive(p["pid"]) for p in _pids(home))
 
+    rows = tmp_path / "rows.csv"
+    diabetes_frame().drop(columns="progression").head(3).to_csv(rows, index=False)
     with running_stack(home) as again:  # same CAUCE_HOME, new ports: the data is still there
+        # Predictions answer as soon as `cauce up` returns, whichever serving worker takes them.
+        for _ in range(6):
+            answer = json.loads(again.cli("predict", "keep", "--data", str(rows)).stdout)
+            assert len(answer["predictions"]) == 3
         runs = again.cli_json("runs")
         assert [(r["run_id"], r["state"]) for r in runs] == [(run["run_id"], "succeeded")]
         wait_served(again.settings.serve_url, "keep", 1)
@@ -63,6 +69,13 @@ def test_dead_processes_restart_and_data_survives_down_up(tmp_path: Path) -> Non
 
     with running_stack(home) as third:
         wait_served(third.settings.serve_url, "keep", 1)
+        # `cauce up` names every process it started, as many as it says are up.
+        names = sorted(p["name"] for p in third.cli_json("status")["processes"])
+        listed = sorted(
+            line.split()[0] for line in third.started.splitlines() if " up (pid " in line
+        )
+        assert listed == names, third.started
+        assert f"stack is up: {len(names)} processes" in third.started
 
 
 def _pids(home: Path) -> list[dict]:

@@ -45,10 +45,16 @@ def test_rollback_asks_first_then_moves_production(console: str, store: Store) -
     _two_versions(store)
     page = requests.get(f"{console}/models", timeout=30).text
     assert "production → <strong>v2</strong>" in page and "Make production…" in page
+    one = requests.get(f"{console}/models/iris", timeout=30)
+    assert one.status_code == 200 and "production → <strong>v2</strong>" in one.text
+    assert "production history (2 moves)" in one.text
+    unknown = requests.get(f"{console}/models/nosuch", timeout=30)
+    assert unknown.status_code == 404 and "no models for pipeline &#39;nosuch&#39;" in unknown.text
 
     confirm = requests.get(f"{console}/models/iris/rollback?version=1", timeout=30)
     assert confirm.status_code == 200
     assert "Move production of iris to v1?" in confirm.text
+    assert "Both versions were trained on the same data" in confirm.text
     assert _production(store) == 2  # looking changes nothing
 
     form = {"version": "1", "expected": "2", "reason": "v2 misroutes <b>setosa</b>"}
@@ -69,6 +75,7 @@ def test_rollback_asks_first_then_moves_production(console: str, store: Store) -
     assert moved.status_code == 200 and moved.history[0].status_code == 303
     assert moved.url.endswith("/models?moved=iris:1#p-iris")
     assert "production of iris now points at v1" in moved.text
+    assert "production history (3 moves)" in moved.text
     assert "v2 misroutes &lt;b&gt;setosa&lt;/b&gt;" in moved.text
     assert _production(store) == 1
     assert alias_history(store, "iris")[-1]["reason"] == "v2 misroutes <b>setosa</b>"

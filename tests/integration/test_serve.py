@@ -116,6 +116,8 @@ MLFLOW_BODIES = {
     "inputs_rows": {"inputs": ROWS},
     "plain_records": RECORDS,
     "numbers_as_text": {"dataframe_records": [{k: str(v) for k, v in r.items()} for r in RECORDS]},
+    # rows copied from the training file, target column and all: the target is not an input
+    "with_the_target": {"dataframe_records": [{**r, "species": "setosa"} for r in RECORDS]},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from ulid import ULID
@@ -30,6 +31,29 @@ def test_plots_escape_what_they_label() -> None:
         diagonal=True,
     )
     assert curve.count("<polyline") == 1 and "&lt;i&gt;" in curve
+
+
+def test_tick_labels_of_large_values_stay_clear_of_the_axis_title_and_the_edge() -> None:
+    """House prices: y ticks like 482k fit beside the rotated y title; the last x tick ends
+    inside the picture."""
+    actual = [120_000.0 + 9_000.0 * i for i in range(40)]
+    picture = svg.scatter(
+        actual,
+        [a * 1.1 for a in actual],
+        title="Predicted vs actual",
+        x_label="actual",
+        y_label="predicted",
+        guide="identity",
+    )
+    texts = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)">([^<]*)</text>', picture)
+    ticks = [(float(x), anchor, label) for x, anchor, label in texts if anchor != "middle" or label]
+    y_ticks = [(x, label) for x, anchor, label in ticks if anchor == "end" and x < 100]
+    assert len(y_ticks) == 5 and all(len(label) <= 6 for _, label in y_ticks), y_ticks
+    title_edge = 18  # the rotated y title, centred on x=12 in a 10px font
+    assert all(x - svg.CHAR * len(label) > title_edge for x, label in y_ticks), y_ticks
+    x_ticks = [(x, a, label) for x, a, label in ticks if not (a == "end" and x < 100)]
+    right = max(x + (0 if a == "end" else svg.CHAR * len(label) / 2) for x, a, label in x_ticks)
+    assert right <= svg.W, x_ticks
 
 
 def test_metric_rows_say_which_side_is_better() -> None:
