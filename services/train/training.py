@@ -214,10 +214,10 @@ def run_trial(
     classes: Sequence[Any] | None,
 ) -> dict[str, Any]:
     """Fit and score one candidate on transformed features; a failed fit is recorded, not raised."""
-    model = make_estimator(task, estimator, params)
     started = time.perf_counter()
     result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
     try:
+        model = make_estimator(task, estimator, params)  # a parameter it refuses fails the trial
         model.fit(X_train, y_train)
         value = _trial_score(model, X_val=X_val, y_val=y_val, metric=metric, classes=classes)
         result.update(score=value, state="succeeded", error=None)

@@ -123,6 +123,13 @@ def test_failed_fit_is_recorded_not_raised() -> None:
     json.dumps(result)
 
 
+def test_a_parameter_the_estimator_refuses_fails_the_trial_with_the_reason() -> None:
+    """Not a crash of the worker, which recovery would take for a lost one and send again."""
+    result = trial(params={"Cc": 1.0})
+    assert result["state"] == "failed" and result["score"] is None
+    assert "no parameter 'Cc'" in result["error"] and "known parameters" in result["error"]
+
+
 def test_tune_runs_every_candidate_and_best_wins() -> None:
     X_train, y_train, X_val, y_val = iris_arrays()
     trials = tune(
