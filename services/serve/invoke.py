@@ -186,7 +186,7 @@ class Predictions:
     def _mlflow(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> dict[str, Any]:
         """Predictions, probabilities for classifiers, and the model that answered."""
         if _mimetype(environ) == "text/csv":
-            raw = scoring.read_csv(body)
+            raw = scoring.read_csv(body, model.columns)
         else:
             raw = scoring.parse_mlflow(_json(environ, body), model.columns)
         answer = _score(model, raw)
@@ -196,13 +196,12 @@ class Predictions:
         """Open Inference Protocol v2 inference."""
         payload = _json(environ, body)
         answer = _score(model, v2.parse_infer(payload, model.columns))
-        request_id = payload.get("id") or str(uuid.uuid4())
         return v2.infer_response(
             answer,
             classes=model.labels,
             name=model.pipeline,
             version=model.version,
-            request_id=str(request_id),
+            request_id=v2.request_id(payload) or str(uuid.uuid4()),
         )
 
 
