@@ -53,6 +53,10 @@ PARAMETERS: dict[str, dict[str, tuple[str, ...]]] = {
 # One row each for train, validation and test is the least a class needs to appear in all three:
 # ingest refuses a dataset with fewer, and preprocess's stratified split relies on it.
 MIN_ROWS_PER_CLASS = 3
+# A spec is a page of YAML: anything larger, or whose aliases expand to more values than this,
+# is refused before it is turned into Python (a 445-byte alias bomb once became 241 MB of JSON).
+MAX_SPEC_BYTES = 64 * 1024
+MAX_SPEC_VALUES = 10_000
 
 
 class Strict(BaseModel):
@@ -117,12 +121,50 @@ def _field_path(location: tuple[int | str, ...]) -> str:
     return path or "spec"
 
 
+def load_yaml(text: str) -> Any:
+    """Spec YAML as Python values: at most MAX_SPEC_BYTES, its aliases expanding to at most
+    MAX_SPEC_VALUES values; SpecError otherwise."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"the spec is {size:,} bytes; a spec may be at most {MAX_SPEC_BYTES:,} bytes",
+            field="spec",
+        )
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the values the document holds with every alias expanded, up to MAX_SPEC_VALUES."""
+    stack, count = [root], 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_SPEC_VALUES:
+            raise SpecError(
+                f"the spec holds more than {MAX_SPEC_VALUES:,} values once its aliases (*name) "
+                "are expanded; write the values out instead of nesting aliases",
+                field="spec",
+            )
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in node.value for item in pair)
+
+
 def parse_spec(text: str | None) -> PipelineSpec:
     """Parse spec YAML; a SpecError names every bad field and what it should be."""
     if not text or not text.strip():
         return PipelineSpec()
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"pipeline spec is not valid YAML: {exc}", field="spec") from exc
     if not isinstance(raw, dict):
