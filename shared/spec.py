@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import yaml
@@ -57,6 +58,7 @@ MIN_ROWS_PER_CLASS = 3
 # is refused before it is turned into Python (a 445-byte alias bomb once became 241 MB of JSON).
 MAX_SPEC_BYTES = 64 * 1024
 MAX_SPEC_VALUES = 10_000
+MAX_TRIALS = 1000  # per candidate, whichever sampler plans them
 
 
 class Strict(BaseModel):
@@ -83,7 +85,7 @@ class ModelSpec(Strict):
 
 
 class Tuning(Strict):
-    trials: int = Field(default=4, ge=1, le=1000)  # per candidate
+    trials: int = Field(default=4, ge=1, le=MAX_TRIALS)  # per candidate
     parallelism: int = Field(default=4, ge=1, le=1000)  # trials of one run in flight at once
     sampler: Literal["auto", "grid", "random"] = "auto"
 
@@ -177,7 +179,22 @@ def parse_spec(text: str | None) -> PipelineSpec:
         raise SpecError("invalid pipeline spec: " + "; ".join(problems), field=first) from exc
     if spec.task is not None and spec.models:
         check_models(spec.models, task=spec.task)  # without a task, ingest checks once it knows
+    if spec.tuning.sampler == "grid":
+        check_grids(spec.models or [])
     return spec
+
+
+def check_grids(models: list[ModelSpec]) -> None:
+    """Check no model's grid (the product of its lists' lengths) holds more than MAX_TRIALS."""
+    for index, model in enumerate(models):
+        sizes = [len(v) for v in model.search.values() if isinstance(v, list)]
+        if math.prod(sizes) > MAX_TRIALS:
+            raise SpecError(
+                f"models[{index}].search: the grid sampler would plan {math.prod(sizes):,} "
+                f"trials, more than the limit of {MAX_TRIALS:,}; list fewer values or use "
+                "sampler: random",
+                field=f"models[{index}].search",
+            )
 
 
 def check_models(models: list[ModelSpec], *, task: str) -> None:
