@@ -6,7 +6,8 @@ import math
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.errors import SpecError
 from shared.scoring import DEFAULT_METRIC, METRICS
@@ -59,18 +60,20 @@ MIN_ROWS_PER_CLASS = 3
 MAX_SPEC_BYTES = 64 * 1024
 MAX_SPEC_VALUES = 10_000
 MAX_TRIALS = 1000  # per candidate, whichever sampler plans them
+SEED_MAX = 2**32 - 1  # numpy's seeds, which the split and the random sampler use
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 
 
 class Strict(BaseModel):
     """Spec sections refuse unknown fields, so a typo is reported instead of ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Split(Strict):
     test: float = Field(default=0.2, gt=0, lt=0.9)
     validation: float = Field(default=0.2, gt=0, lt=0.9)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=SEED_MAX)
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> Split:
@@ -82,6 +85,24 @@ class Split(Strict):
 class ModelSpec(Strict):
     estimator: str
     search: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("search")
+    @classmethod
+    def _finite(cls, search: dict[str, Any]) -> dict[str, Any]:
+        """Search values are JSON through the whole run, which has no infinity or NaN."""
+        for name, space in search.items():
+            stack = [space]
+            while stack:
+                value = stack.pop()
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise PydanticCustomError(
+                        "finite_number",
+                        "{name}: {value} is not a finite number",
+                        {"name": name, "value": value},
+                    )
+                if isinstance(value, dict | list):
+                    stack.extend(value.values() if isinstance(value, dict) else value)
+        return search
 
 
 class Tuning(Strict):
@@ -125,7 +146,8 @@ def _field_path(location: tuple[int | str, ...]) -> str:
 
 def load_yaml(text: str) -> Any:
     """Spec YAML as Python values: at most MAX_SPEC_BYTES, its aliases expanding to at most
-    MAX_SPEC_VALUES values; SpecError otherwise."""
+    MAX_SPEC_VALUES values, and a plain `target:` read as the column name it spells (YAML 1.1
+    would make `target: on` true and `target: 007` the number 7); SpecError otherwise."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_SPEC_BYTES:
         raise SpecError(
@@ -138,6 +160,7 @@ def load_yaml(text: str) -> Any:
         if node is None:
             return None
         _check_expansion(node)
+        _target_as_text(node)
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -159,6 +182,15 @@ def _check_expansion(root: yaml.Node) -> None:
             stack.extend(node.value)
         elif isinstance(node, yaml.MappingNode):
             stack.extend(item for pair in node.value for item in pair)
+
+
+def _target_as_text(root: yaml.Node) -> None:
+    if not isinstance(root, yaml.MappingNode):
+        return
+    for key, value in root.value:
+        plain = isinstance(value, yaml.ScalarNode) and value.style is None
+        if key.value == "target" and plain and value.value not in _NULLS:
+            value.tag = "tag:yaml.org,2002:str"
 
 
 def parse_spec(text: str | None) -> PipelineSpec:

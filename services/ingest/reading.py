@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from shared.errors import DataError
 
 MAX_COLUMNS = 2000
+MAX_GZIP_LAYERS = 3  # a .csv.gz compressed again still reads; a file nested deeper is refused
 MAX_CELLS = 50_000_000  # rows x columns of a Parquet file; CAUCE_MAX_TABLE_CELLS sets it per run
 SNIFF_CHARS = 64 * 1024
 DELIMITERS = ",;\t|"
@@ -46,14 +47,16 @@ def read_table(
 ) -> pd.DataFrame:
     """Read CSV (any common encoding or delimiter), gzip-compressed CSV or Parquet into a frame."""
     _check_size(len(data), filename=filename, max_bytes=max_bytes)
-    if data[:2] == b"\x1f\x8b":
-        inner = _gunzip(data, filename=filename, max_bytes=max_bytes)
-        return read_table(
-            inner,
-            filename=filename,
-            max_bytes=max_bytes,
-            max_columns=max_columns,
-            max_cells=max_cells,
+    for _ in range(MAX_GZIP_LAYERS + 1):
+        if data[:2] != b"\x1f\x8b":
+            break
+        data = _gunzip(data, filename=filename, max_bytes=max_bytes)
+        _check_size(len(data), filename=filename, max_bytes=max_bytes)
+    else:
+        raise DataError(
+            f"{filename!r} is gzip inside gzip more than {MAX_GZIP_LAYERS} times; compress the "
+            "table once (or not at all) and upload that",
+            field="file",
         )
     if data[:4] == b"PAR1":
         return _read_parquet(data, filename=filename, max_columns=max_columns, max_cells=max_cells)

@@ -152,7 +152,9 @@ class Predictions:
         return [data]
 
     def _body(self, environ: dict[str, Any]) -> bytes:
-        """The whole body, refused with 413 when it is larger than the configured limit."""
+        """The whole body, its Content-Encoding undone, refused with 413 when it is larger than
+        the configured limit."""
+        encoding = str(environ.get("HTTP_CONTENT_ENCODING", ""))
         length = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         if length:
@@ -160,11 +162,12 @@ class Predictions:
                 raise RequestError("Content-Length must be a number of bytes", field="body")
             if int(length) > self.max_bytes:
                 raise answers.too_big(self.max_bytes)
-            return bytes(stream.read(int(length)))
-        body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
-        if len(body) > self.max_bytes:
-            raise answers.too_big(self.max_bytes)
-        return body
+            body = bytes(stream.read(int(length)))
+        else:
+            body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
+            if len(body) > self.max_bytes:
+                raise answers.too_big(self.max_bytes)
+        return scoring.decode_body(body, encoding, max_bytes=self.max_bytes)
 
     def _mlflow_model(self, environ: dict[str, Any], pipeline: str | None) -> LoadedModel:
         """The pipeline named in the path, else by the header, else the only one deployed."""

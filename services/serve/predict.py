@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import zlib
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,38 @@ from shared.runtime import Scored
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 # The most rows one request may hold (413 above); columns are the model's, each at most once.
 MAX_ROWS = 100_000
+
+
+def decode_body(body: bytes, encoding: str, *, max_bytes: int) -> bytes:
+    """The body with its Content-Encoding undone: gzip inflated to at most `max_bytes` (413
+    beyond), identity as it is; any other encoding gets a 415 naming the header."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise RequestError(
+            f"Content-Encoding {shown(encoding)!r} is not supported; send the body as it is "
+            "or gzip-compressed",
+            field="Content-Encoding",
+            status=415,
+        )
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    try:
+        plain = inflater.decompress(body, max_bytes + 1)  # max_length: a bomb stops here
+    except zlib.error as exc:
+        raise RequestError(
+            f"the request body is not the gzip its Content-Encoding says ({exc})",
+            field="Content-Encoding",
+        ) from exc
+    if len(plain) > max_bytes:
+        raise RequestError(
+            f"the request body is larger than {max_bytes} bytes once decompressed",
+            field="body",
+            status=413,
+        )
+    if not inflater.eof:
+        raise RequestError("the gzip request body ends early", field="Content-Encoding")
+    return plain
 
 
 def decode_json(body: bytes) -> Any:

@@ -181,3 +181,14 @@ def test_parquet_over_the_cell_limit_is_refused_from_its_metadata() -> None:
     )
     assert error.field == "file"
     assert len(read(buffer.getvalue(), max_cells=800_000)) == 400_000
+
+
+def test_gzip_nested_past_the_limit_is_refused_with_a_reason() -> None:
+    # Nested 1,200 times this once failed as "internal error: RecursionError", unquarantined.
+    data = csv_rows().encode()
+    for _ in range(1200):
+        data = gzip.compress(data, compresslevel=1)
+    error = rejects(data, "gzip inside gzip more than 3 times", "compress the table once")
+    assert error.field == "file"
+    twice = gzip.compress(gzip.compress(csv_rows().encode()))
+    assert read(twice).equals(read(csv_rows().encode()))

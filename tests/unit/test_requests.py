@@ -3,12 +3,14 @@ shapes are refused with the field named, in time linear in the body."""
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import pytest
 
 from services.serve import v2
-from services.serve.predict import MAX_ROWS, parse_mlflow, read_csv
+from services.serve.predict import MAX_ROWS, decode_body, parse_mlflow, read_csv
+from shared.columns import CompiledSignature
 from shared.errors import RequestError
 
 COLUMNS = ["price", "rooms", "city"]
@@ -80,3 +82,54 @@ def test_v2_unknown_tensor_is_refused_before_its_shape() -> None:
     with pytest.raises(RequestError) as caught:
         v2.parse_infer({"inputs": tensors}, COLUMNS)
     assert caught.value.field == "t0"
+
+
+def test_v2_data_nested_990_deep_is_a_400_naming_it() -> None:
+    # Once a 500: RecursionError.
+    data: list[Any] = [1.0]
+    for _ in range(990):
+        data = [data]
+    tensor = {"name": "price", "shape": [1], "datatype": "FP64", "data": data}
+    with pytest.raises(RequestError) as caught:
+        v2.parse_infer({"inputs": [tensor]}, COLUMNS)
+    assert caught.value.status == 400 and caught.value.field == "inputs[0].data"
+    assert "nested more than 32 lists deep" in str(caught.value)
+
+
+def test_a_huge_unknown_name_is_cut_in_the_error() -> None:
+    # A 5 MB name was echoed twice into a 10 MB error body.
+    name = "n" * 5_000_000
+    with pytest.raises(RequestError) as caught:
+        parse_mlflow([{**RECORD, name: 1}], COLUMNS)
+    with pytest.raises(RequestError) as checked:
+        CompiledSignature.compile([{"name": c, "type": "string"} for c in COLUMNS]).check(
+            {**{c: ["x"] for c in COLUMNS}, name: [1]}
+        )
+    for error in (caught.value, checked.value):
+        assert len(str(error)) < 200 and len(error.field or "") <= 80
+        assert "'" + "n" * 79 + "…'" in str(error)
+
+
+def test_a_bad_value_deeply_nested_is_named_without_its_repr() -> None:
+    value: list[Any] = []
+    for _ in range(990):
+        value = [value]
+    signature = CompiledSignature.compile([{"name": "price", "type": "double"}])
+    with pytest.raises(RequestError) as caught:
+        signature.check({"price": [value]})
+    assert "row 0 has a list of 1" in str(caught.value)
+
+
+def test_a_gzip_body_is_decoded_within_the_limit() -> None:
+    body = b'{"instances": [[1.0, 2, "x"]]}'
+    assert decode_body(gzip.compress(body), "gzip", max_bytes=1000) == body
+    assert decode_body(body, "", max_bytes=1000) == body
+    with pytest.raises(RequestError) as bomb:
+        decode_body(gzip.compress(b" " * 10_000_000), "gzip", max_bytes=1000)
+    assert bomb.value.status == 413 and "once decompressed" in str(bomb.value)
+    with pytest.raises(RequestError) as other:
+        decode_body(body, "br", max_bytes=1000)
+    assert other.value.status == 415 and other.value.field == "Content-Encoding"
+    with pytest.raises(RequestError) as damaged:
+        decode_body(body, "gzip", max_bytes=1000)
+    assert damaged.value.status == 400 and damaged.value.field == "Content-Encoding"

@@ -55,3 +55,50 @@ def test_a_spec_over_the_size_limit_is_refused_naming_it() -> None:
             parse(text)
         assert caught.value.field == "spec"
         assert f"at most {MAX_SPEC_BYTES:,} bytes" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "says"),
+    [
+        ("gate: {min_improvement: .inf}\n", "gate.min_improvement", "finite number"),
+        ("split: {test: .nan}\n", "split.test", "finite number"),
+        (
+            "models:\n  - estimator: ridge\n    search: {alpha: [1.0, .inf]}\n",
+            "models[0].search",
+            "alpha: inf is not a finite number",
+        ),
+        (
+            "models:\n  - estimator: ridge\n    search: {alpha: {uniform: [0, .inf]}}\n",
+            "models[0].search",
+            "alpha: inf is not a finite number",
+        ),
+        ("split: {seed: -1}\n", "split.seed", "greater than or equal to 0"),
+        ("split: {seed: 12345678901234567890123}\n", "split.seed", "less than or equal to 4294967295"),
+    ],
+    ids=["inf_gate", "nan_split", "inf_choice", "inf_range", "negative_seed", "huge_seed"],
+)
+def test_values_a_run_cannot_carry_are_refused_naming_the_field(
+    text: str, field: str, says: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text)
+    assert caught.value.field == field
+    assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [("on", "on"), ("yes", "yes"), ("1", "1"), ("007", "007"), ("1.5", "1.5"), ("'on'", "on")],
+)
+def test_target_is_the_column_name_as_written(value: str, target: str) -> None:
+    # YAML 1.1 reads `on` as true and `1` as a number: "Input should be a valid string".
+    assert parse_spec(f"target: {value}\n").target == target
+    assert specform.parse_mapping(f"target: {value}\ncache: yes\n") == {
+        "target": target,
+        "cache": True,
+    }
+
+
+def test_a_null_target_is_still_the_default() -> None:
+    assert parse_spec("target: null\n").target is None
+    assert parse_spec("target:\n").target is None
