@@ -104,9 +104,7 @@ def _gunzip(data: bytes, *, filename: str, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-def _read_parquet(
-    data: bytes, *, filename: str, max_columns: int, max_cells: int
-) -> pd.DataFrame:
+def _read_parquet(data: bytes, *, filename: str, max_columns: int, max_cells: int) -> pd.DataFrame:
     try:
         parquet = pq.ParquetFile(io.BytesIO(data))
         # A few KB of Parquet can hold millions of repeated rows: count them before reading.

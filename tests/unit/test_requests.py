@@ -77,8 +77,10 @@ def test_v2_rows_over_the_limit_get_413() -> None:
 
 
 def test_v2_unknown_tensor_is_refused_before_its_shape() -> None:
-    tensors = [{"name": f"t{i}", "shape": [i + 1], "datatype": "FP64", "data": [0.0] * (i + 1)}
-               for i in range(3)]
+    tensors = [
+        {"name": f"t{i}", "shape": [i + 1], "datatype": "FP64", "data": [0.0] * (i + 1)}
+        for i in range(3)
+    ]
     with pytest.raises(RequestError) as caught:
         v2.parse_infer({"inputs": tensors}, COLUMNS)
     assert caught.value.field == "t0"

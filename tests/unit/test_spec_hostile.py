@@ -14,7 +14,12 @@ from shared.spec import MAX_SPEC_BYTES, MAX_SPEC_VALUES, parse_spec
 def alias_bomb(depth: int = 7, width: int = 9) -> str:
     """A few hundred bytes of otherwise valid spec whose aliases expand to width**depth values
     (as the 445-byte probe that became a 241 MB spec.json)."""
-    lines = ["models:", "  - estimator: ridge", "    search:", "      a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    lines = [
+        "models:",
+        "  - estimator: ridge",
+        "    search:",
+        "      a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]",
+    ]
     for level in range(1, depth):
         aliases = ", ".join([f"*a{level - 1}"] * width)
         lines.append(f"      a{level}: &a{level} [{aliases}]")
@@ -73,7 +78,11 @@ def test_a_spec_over_the_size_limit_is_refused_naming_it() -> None:
             "alpha: inf is not a finite number",
         ),
         ("split: {seed: -1}\n", "split.seed", "greater than or equal to 0"),
-        ("split: {seed: 12345678901234567890123}\n", "split.seed", "less than or equal to 4294967295"),
+        (
+            "split: {seed: 12345678901234567890123}\n",
+            "split.seed",
+            "less than or equal to 4294967295",
+        ),
     ],
     ids=["inf_gate", "nan_split", "inf_choice", "inf_range", "negative_seed", "huge_seed"],
 )
