@@ -32,6 +32,7 @@ PIPELINE_HEADER = "X-Cauce-Pipeline"
 # needed) is read and dropped up to this many bytes, so that the client's next request on the
 # connection is answered; a longer one gets `Connection: close` instead.
 DRAIN_BYTES = 8 << 20
+BODY_READ = "cauce.body_read"  # environ key: how many body bytes _body took from wsgi.input
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -64,15 +65,25 @@ def pinned(cache: ModelCache, pipeline: str, version: str | None) -> LoadedModel
     return model
 
 
-def _drained(stream: Any) -> bool:
-    """Whether what is left of the request body was read to its end (at most DRAIN_BYTES)."""
-    left = DRAIN_BYTES
-    while left > 0:
-        chunk = stream.read(min(left, 1 << 16))
+def _drained(environ: dict[str, Any]) -> bool:
+    """Whether what is left of the request body was read to its end (at most DRAIN_BYTES).
+
+    With a Content-Length, only the bytes not read yet are read: a server that hands over the
+    raw socket (Werkzeug's) would otherwise wait for bytes the client never sends.
+    """
+    length = str(environ.get("CONTENT_LENGTH") or "")
+    if length and not length.isdigit():
+        return False
+    left = int(length) - environ.get(BODY_READ, 0) if length else None
+    if left is not None and left > DRAIN_BYTES:
+        return False
+    budget = DRAIN_BYTES if left is None else left
+    while budget > 0:
+        chunk = environ["wsgi.input"].read(min(budget, 1 << 16))
         if not chunk:
             return True
-        left -= len(chunk)
-    return False
+        budget -= len(chunk)
+    return left is not None
 
 
 def _route(path: str) -> tuple[str, str | None, str | None] | None:
@@ -146,7 +157,7 @@ class Predictions:
         headers += answers.model_headers(model, status)
         if environ.get("REQUEST_METHOD") == "POST":
             answers.count(self.metrics, model, status, started)
-        if status != 200 and not _drained(environ["wsgi.input"]):
+        if status != 200 and not _drained(environ):
             extra.append(("Connection", "close"))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers + extra)
         return [data]
@@ -163,6 +174,7 @@ class Predictions:
             if int(length) > self.max_bytes:
                 raise answers.too_big(self.max_bytes)
             body = bytes(stream.read(int(length)))
+            environ[BODY_READ] = len(body)
         else:
             body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
             if len(body) > self.max_bytes:
