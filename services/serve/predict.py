@@ -70,7 +70,7 @@ def read_csv(body: bytes, columns: list[str]) -> Columns:
     except (UnicodeDecodeError, csv.Error, ValueError) as exc:
         raise RequestError(f"the request body is not valid CSV: {exc}", field="body") from exc
     rows = [row for row in rows if row]
-    names = _checked_names(header, columns, "body")
+    names = _checked_names(header, columns)
     return _rows([[cell if cell != "" else None for cell in row] for row in rows], names, "body")
 
 
@@ -119,7 +119,7 @@ def _keys(payload: dict[str, Any]) -> str:
     return ", ".join(names) + (", ..." if len(payload) > 10 else "")
 
 
-def _checked_names(names: list[Any], columns: list[str], field: str) -> list[str]:
+def _checked_names(names: list[Any], columns: list[str]) -> list[str]:
     """Column names that the model takes, each once; refused at the first that is not."""
     known = set(columns)
     seen: set[str] = set()
@@ -144,7 +144,8 @@ def _split(value: Any, columns: list[str]) -> Columns:
             "dataframe_split.columns must be a list of column names",
             field="dataframe_split.columns",
         )
-    names = _checked_names(names, columns, "dataframe_split.columns")
+    if names is not columns:
+        _checked_names(names, columns)
     return _rows(value["data"], names, "dataframe_split.data")
 
 
@@ -185,7 +186,7 @@ def _rows(data: Any, names: list[str], field: str) -> Columns:
 def _tensor_like(value: Any, field: str, columns: list[str]) -> Columns:
     """`instances` / `inputs`: records, rows in signature order, or a dict of columns."""
     if isinstance(value, dict):
-        _checked_names(list(value), columns, field)
+        _checked_names(list(value), columns)
         return columns_of(value, field)
     if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
         return _records(value, field, columns)
