@@ -27,24 +27,41 @@ TYPES = ("double", "long", "string", "boolean")  # MLflow ColSpec type names
 WORDS = {"true": True, "false": False}
 
 
+SHOWN_CHARS = 80  # a name or value quoted in a message is cut to this many characters
+
+
+def shown(value: Any) -> str:
+    """A name or value as a message quotes it: text cut to SHOWN_CHARS with an ellipsis, and a
+    list or object by its kind (a request may nest one deeper than repr can go)."""
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
 def missing_column(name: str, names: Sequence[str]) -> RequestError:
     """The error for a column the model needs that the request leaves out."""
     return RequestError(
-        f"missing column {name!r}; the model expects: {', '.join(names)}", field=name
+        f"missing column {shown(name)!r}; the model expects: {', '.join(names)}",
+        field=shown(name),
     )
 
 
 def unknown_column(name: Any, names: Sequence[str]) -> RequestError:
     """The error for a column the model does not take."""
     return RequestError(
-        f"unknown column {name!r}; the model expects only: {', '.join(names)}", field=str(name)
+        f"unknown column {shown(str(name))!r}; the model expects only: {', '.join(names)}",
+        field=shown(str(name)),
     )
 
 
 def wrong_value(name: str, row: int, value: Any, expected: str) -> RequestError:
     """The error for the first value of a column that is not of the column's type."""
+    quoted = repr(shown(value)) if isinstance(value, str) else shown(value)
     return RequestError(
-        f"column {name!r} expects {expected}, but row {row} has {value!r}; "
+        f"column {name!r} expects {expected}, but row {row} has {quoted}; "
         f"send {expected} or null for missing values",
         field=name,
     )

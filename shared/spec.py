@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.errors import SpecError
 from shared.scoring import DEFAULT_METRIC, METRICS
@@ -53,18 +55,25 @@ PARAMETERS: dict[str, dict[str, tuple[str, ...]]] = {
 # One row each for train, validation and test is the least a class needs to appear in all three:
 # ingest refuses a dataset with fewer, and preprocess's stratified split relies on it.
 MIN_ROWS_PER_CLASS = 3
+# A spec is a page of YAML: anything larger, or whose aliases expand to more values than this,
+# is refused before it is turned into Python (a 445-byte alias bomb once became 241 MB of JSON).
+MAX_SPEC_BYTES = 64 * 1024
+MAX_SPEC_VALUES = 10_000
+MAX_TRIALS = 1000  # per candidate, whichever sampler plans them
+SEED_MAX = 2**32 - 1  # numpy's seeds, which the split and the random sampler use
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 
 
 class Strict(BaseModel):
     """Spec sections refuse unknown fields, so a typo is reported instead of ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Split(Strict):
     test: float = Field(default=0.2, gt=0, lt=0.9)
     validation: float = Field(default=0.2, gt=0, lt=0.9)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=SEED_MAX)
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> Split:
@@ -77,9 +86,27 @@ class ModelSpec(Strict):
     estimator: str
     search: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("search")
+    @classmethod
+    def _finite(cls, search: dict[str, Any]) -> dict[str, Any]:
+        """Search values are JSON through the whole run, which has no infinity or NaN."""
+        for name, space in search.items():
+            stack = [space]
+            while stack:
+                value = stack.pop()
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise PydanticCustomError(
+                        "finite_number",
+                        "{name}: {value} is not a finite number",
+                        {"name": name, "value": value},
+                    )
+                if isinstance(value, dict | list):
+                    stack.extend(value.values() if isinstance(value, dict) else value)
+        return search
+
 
 class Tuning(Strict):
-    trials: int = Field(default=4, ge=1, le=1000)  # per candidate
+    trials: int = Field(default=4, ge=1, le=MAX_TRIALS)  # per candidate
     parallelism: int = Field(default=4, ge=1, le=1000)  # trials of one run in flight at once
     sampler: Literal["auto", "grid", "random"] = "auto"
 
@@ -117,12 +144,61 @@ def _field_path(location: tuple[int | str, ...]) -> str:
     return path or "spec"
 
 
+def load_yaml(text: str) -> Any:
+    """Spec YAML as Python values: at most MAX_SPEC_BYTES, its aliases expanding to at most
+    MAX_SPEC_VALUES values, and a plain `target:` read as the column name it spells (YAML 1.1
+    would make `target: on` true and `target: 007` the number 7); SpecError otherwise."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"the spec is {size:,} bytes; a spec may be at most {MAX_SPEC_BYTES:,} bytes",
+            field="spec",
+        )
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        _target_as_text(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the values the document holds with every alias expanded, up to MAX_SPEC_VALUES."""
+    stack, count = [root], 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_SPEC_VALUES:
+            raise SpecError(
+                f"the spec holds more than {MAX_SPEC_VALUES:,} values once its aliases (*name) "
+                "are expanded; write the values out instead of nesting aliases",
+                field="spec",
+            )
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in node.value for item in pair)
+
+
+def _target_as_text(root: yaml.Node) -> None:
+    if not isinstance(root, yaml.MappingNode):
+        return
+    for key, value in root.value:
+        plain = isinstance(value, yaml.ScalarNode) and value.style is None
+        if key.value == "target" and plain and value.value not in _NULLS:
+            value.tag = "tag:yaml.org,2002:str"
+
+
 def parse_spec(text: str | None) -> PipelineSpec:
     """Parse spec YAML; a SpecError names every bad field and what it should be."""
     if not text or not text.strip():
         return PipelineSpec()
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"pipeline spec is not valid YAML: {exc}", field="spec") from exc
     if not isinstance(raw, dict):
@@ -135,7 +211,22 @@ def parse_spec(text: str | None) -> PipelineSpec:
         raise SpecError("invalid pipeline spec: " + "; ".join(problems), field=first) from exc
     if spec.task is not None and spec.models:
         check_models(spec.models, task=spec.task)  # without a task, ingest checks once it knows
+    if spec.tuning.sampler == "grid":
+        check_grids(spec.models or [])
     return spec
+
+
+def check_grids(models: list[ModelSpec]) -> None:
+    """Check no model's grid (the product of its lists' lengths) holds more than MAX_TRIALS."""
+    for index, model in enumerate(models):
+        sizes = [len(v) for v in model.search.values() if isinstance(v, list)]
+        if math.prod(sizes) > MAX_TRIALS:
+            raise SpecError(
+                f"models[{index}].search: the grid sampler would plan {math.prod(sizes):,} "
+                f"trials, more than the limit of {MAX_TRIALS:,}; list fewer values or use "
+                "sampler: random",
+                field=f"models[{index}].search",
+            )
 
 
 def check_models(models: list[ModelSpec], *, task: str) -> None:

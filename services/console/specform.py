@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from shared import layout
 from shared.errors import NotFound, SpecError
 from shared.scoring import METRICS
-from shared.spec import ESTIMATORS, PipelineSpec
+from shared.spec import ESTIMATORS, PipelineSpec, load_yaml
 from shared.storage import Store, check_name
 
 # Form inputs by spec path; `models` is edited as a YAML list. Fields the form does not show
@@ -46,7 +46,7 @@ def load_spec_text(store: Store, pipeline: str) -> str:
 def parse_mapping(text: str) -> dict[str, Any]:
     """The YAML text as a mapping; a SpecError on the whole spec when it is not one."""
     try:
-        raw = yaml.safe_load(text) if text.strip() else {}
+        raw = load_yaml(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", field="spec") from exc
     if not isinstance(raw, dict):
@@ -92,7 +92,7 @@ def apply_form(raw: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any
             section[name] = text
         else:
             try:
-                section[name] = yaml.safe_load(text)
+                section[name] = load_yaml(text)
             except yaml.YAMLError as exc:
                 section[name] = text  # validation names the field
                 if path == "models":

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 from shared.errors import DataError
 
 MAX_COLUMNS = 2000
+MAX_GZIP_LAYERS = 3  # a .csv.gz compressed again still reads; a file nested deeper is refused
+MAX_CELLS = 50_000_000  # rows x columns of a Parquet file; CAUCE_MAX_TABLE_CELLS sets it per run
 SNIFF_CHARS = 64 * 1024
 DELIMITERS = ",;\t|"
 _BOMS = (
@@ -36,15 +38,28 @@ _DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$")
 
 
 def read_table(
-    data: bytes, *, filename: str, max_bytes: int, max_columns: int = MAX_COLUMNS
+    data: bytes,
+    *,
+    filename: str,
+    max_bytes: int,
+    max_columns: int = MAX_COLUMNS,
+    max_cells: int = MAX_CELLS,
 ) -> pd.DataFrame:
     """Read CSV (any common encoding or delimiter), gzip-compressed CSV or Parquet into a frame."""
     _check_size(len(data), filename=filename, max_bytes=max_bytes)
-    if data[:2] == b"\x1f\x8b":
-        inner = _gunzip(data, filename=filename, max_bytes=max_bytes)
-        return read_table(inner, filename=filename, max_bytes=max_bytes, max_columns=max_columns)
+    for _ in range(MAX_GZIP_LAYERS + 1):
+        if data[:2] != b"\x1f\x8b":
+            break
+        data = _gunzip(data, filename=filename, max_bytes=max_bytes)
+        _check_size(len(data), filename=filename, max_bytes=max_bytes)
+    else:
+        raise DataError(
+            f"{filename!r} is gzip inside gzip more than {MAX_GZIP_LAYERS} times; compress the "
+            "table once (or not at all) and upload that",
+            field="file",
+        )
     if data[:4] == b"PAR1":
-        return _read_parquet(data, filename=filename, max_columns=max_columns)
+        return _read_parquet(data, filename=filename, max_columns=max_columns, max_cells=max_cells)
     if data[:4] in _SPREADSHEET_MAGIC:
         raise DataError(
             f"{filename!r} looks like a spreadsheet workbook, not a table file; "
@@ -89,9 +104,12 @@ def _gunzip(data: bytes, *, filename: str, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-def _read_parquet(data: bytes, *, filename: str, max_columns: int) -> pd.DataFrame:
+def _read_parquet(data: bytes, *, filename: str, max_columns: int, max_cells: int) -> pd.DataFrame:
     try:
-        table = pq.read_table(io.BytesIO(data))
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        # A few KB of Parquet can hold millions of repeated rows: count them before reading.
+        _check_cells(parquet.metadata, filename, max_cells)
+        table = parquet.read()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(
             f"{filename!r} starts like Parquet but cannot be read ({exc}); write it again "
@@ -102,6 +120,17 @@ def _read_parquet(data: bytes, *, filename: str, max_columns: int) -> pd.DataFra
     if table.num_rows == 0:
         raise _header_only(filename)
     return _normalise(table.to_pandas())
+
+
+def _check_cells(metadata: pq.FileMetaData, filename: str, max_cells: int) -> None:
+    rows, columns = metadata.num_rows, metadata.num_columns
+    if rows * columns > max_cells:
+        raise DataError(
+            f"{filename!r} holds {rows:,} rows x {columns:,} columns = {rows * columns:,} values, "
+            f"more than the limit of {max_cells:,}; upload fewer rows, or raise the limit with "
+            "the setting CAUCE_MAX_TABLE_CELLS",
+            field="file",
+        )
 
 
 def _decode(data: bytes, filename: str) -> str:

@@ -36,7 +36,12 @@ def ingest(ctx: StageContext) -> Ingested:
         ctx.end_run()
         return Ingested(sha256=sha256, bytes=len(data), duplicate_of=earlier)
     spec = parse_spec(ctx.run.get("spec"))
-    frame = read_table(data, filename=source, max_bytes=ctx.settings.max_upload_bytes)
+    frame = read_table(
+        data,
+        filename=source,
+        max_bytes=ctx.settings.max_upload_bytes,
+        max_cells=ctx.settings.max_table_cells,
+    )
     target = resolve_target(frame, spec.target)
     task = spec.task or infer_task(frame[target])
     if spec.target is None:

@@ -32,6 +32,7 @@ PIPELINE_HEADER = "X-Cauce-Pipeline"
 # needed) is read and dropped up to this many bytes, so that the client's next request on the
 # connection is answered; a longer one gets `Connection: close` instead.
 DRAIN_BYTES = 8 << 20
+BODY_READ = "cauce.body_read"  # environ key: how many body bytes _body took from wsgi.input
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -64,30 +65,25 @@ def pinned(cache: ModelCache, pipeline: str, version: str | None) -> LoadedModel
     return model
 
 
-def _drained(environ: dict[str, Any], consumed: int) -> bool:
-    """Whether what is left of the request body, after `consumed` bytes, was read to its end
-    (at most DRAIN_BYTES, and never past the Content-Length: a server may hand the app the
-    socket itself, where reading further waits for bytes that never come)."""
-    stream, length = environ["wsgi.input"], environ.get("CONTENT_LENGTH") or ""
-    if length.isdigit():
-        left = int(length) - consumed
-        if left > DRAIN_BYTES:
-            return False
-        while left > 0:
-            chunk = stream.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            left -= len(chunk)
-        return True
-    if length:  # not a number: nothing can be trusted about the rest of the connection
+def _drained(environ: dict[str, Any]) -> bool:
+    """Whether what is left of the request body was read to its end (at most DRAIN_BYTES).
+
+    With a Content-Length, only the bytes not read yet are read: a server that hands over the
+    raw socket (Werkzeug's) would otherwise wait for bytes the client never sends.
+    """
+    length = str(environ.get("CONTENT_LENGTH") or "")
+    if length and not length.isdigit():
         return False
-    budget = DRAIN_BYTES  # chunked: read to the end the server marks
+    left = int(length) - environ.get(BODY_READ, 0) if length else None
+    if left is not None and left > DRAIN_BYTES:
+        return False
+    budget = DRAIN_BYTES if left is None else left
     while budget > 0:
-        chunk = stream.read(min(budget, 1 << 16))
+        chunk = environ["wsgi.input"].read(min(budget, 1 << 16))
         if not chunk:
             return True
         budget -= len(chunk)
-    return False
+    return left is not None
 
 
 def _route(path: str) -> tuple[str, str | None, str | None] | None:
@@ -132,7 +128,6 @@ class Predictions:
         started = time.perf_counter()
         model: LoadedModel | None = None
         extra: list[tuple[str, str]] = []
-        consumed = 0  # bytes of the body read
         try:
             if environ.get("REQUEST_METHOD") != "POST":
                 extra.append(("Allow", "POST"))
@@ -146,13 +141,11 @@ class Predictions:
             if kind == "mlflow":
                 model = self._mlflow_model(environ, pipeline)
                 body = self._body(environ)
-                consumed = len(body)
                 status, answer = 200, self._mlflow(environ, model, body)
             else:
                 assert pipeline is not None
                 model = pinned(self.cache, pipeline, version)
                 body = self._body(environ)
-                consumed = len(body)
                 status, answer = 200, self._infer(environ, model, body)
         except Exception as exc:
             method = str(environ.get("REQUEST_METHOD"))
@@ -164,13 +157,15 @@ class Predictions:
         headers += answers.model_headers(model, status)
         if environ.get("REQUEST_METHOD") == "POST":
             answers.count(self.metrics, model, status, started)
-        if status != 200 and not _drained(environ, consumed):
+        if status != 200 and not _drained(environ):
             extra.append(("Connection", "close"))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers + extra)
         return [data]
 
     def _body(self, environ: dict[str, Any]) -> bytes:
-        """The whole body, refused with 413 when it is larger than the configured limit."""
+        """The whole body, its Content-Encoding undone, refused with 413 when it is larger than
+        the configured limit."""
+        encoding = str(environ.get("HTTP_CONTENT_ENCODING", ""))
         length = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         if length:
@@ -178,11 +173,13 @@ class Predictions:
                 raise RequestError("Content-Length must be a number of bytes", field="body")
             if int(length) > self.max_bytes:
                 raise answers.too_big(self.max_bytes)
-            return bytes(stream.read(int(length)))
-        body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
-        if len(body) > self.max_bytes:
-            raise answers.too_big(self.max_bytes)
-        return body
+            body = bytes(stream.read(int(length)))
+            environ[BODY_READ] = len(body)
+        else:
+            body = bytes(stream.read(self.max_bytes + 1))  # chunked: no length said up front
+            if len(body) > self.max_bytes:
+                raise answers.too_big(self.max_bytes)
+        return scoring.decode_body(body, encoding, max_bytes=self.max_bytes)
 
     def _mlflow_model(self, environ: dict[str, Any], pipeline: str | None) -> LoadedModel:
         """The pipeline named in the path, else by the header, else the only one deployed."""
@@ -204,9 +201,9 @@ class Predictions:
     def _mlflow(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> dict[str, Any]:
         """Predictions, probabilities for classifiers, and the model that answered."""
         if _mimetype(environ) == "text/csv":
-            raw = scoring.read_csv(body)
+            raw = scoring.read_csv(body, model.columns, model.inputs.ignored)
         else:
-            raw = scoring.parse_mlflow(_json(environ, body), model.columns)
+            raw = scoring.parse_mlflow(_json(environ, body), model.columns, model.inputs.ignored)
         answer = _score(model, raw)
         return {**answer, "model": {"name": model.pipeline, "version": model.version}}
 
@@ -214,13 +211,12 @@ class Predictions:
         """Open Inference Protocol v2 inference."""
         payload = _json(environ, body)
         answer = _score(model, v2.parse_infer(payload, model.columns))
-        request_id = payload.get("id") or str(uuid.uuid4())
         return v2.infer_response(
             answer,
             classes=model.labels,
             name=model.pipeline,
             version=model.version,
-            request_id=str(request_id),
+            request_id=v2.request_id(payload) or str(uuid.uuid4()),
         )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from services.serve.predict import columns_of
-from shared.columns import Columns
+from services.serve.predict import check_rows, columns_of
+from shared.columns import Columns, shown, unknown_column
 from shared.errors import RequestError
 
 # fmt: off
@@ -17,6 +17,9 @@ RECORD_FIELDS = ("task", "target", "classes", "estimator", "params", "metric", "
                  "run_id", "created", "lineage")
 # fmt: on
 SIGNATURE_TO_V2 = {"double": "FP64", "long": "INT64", "string": "BYTES", "boolean": "BOOL"}
+# Tensor data nested deeper than this is refused (400) rather than walked: a column is [rows] or
+# [rows, 1] and a table [rows, columns], so anything deeper is a mistake or an attack.
+MAX_DEPTH = 32
 
 
 def parse_infer(payload: Any, columns: list[str]) -> Columns:
@@ -32,7 +35,15 @@ def parse_infer(payload: Any, columns: list[str]) -> Columns:
     name, shape, data = parsed[0]
     if len(parsed) == 1 and len(shape) == 2 and name not in columns:
         return _matrix(shape, data, columns)
-    return _columns(parsed)
+    return _columns(parsed, columns)
+
+
+def request_id(payload: dict[str, Any]) -> str | None:
+    """The request's `id`, which OIP makes a string; None when the request has none."""
+    value = payload.get("id")
+    if value is None or isinstance(value, str):
+        return value or None
+    raise RequestError(f"id must be a string, not {shown(value)}", field="id")
 
 
 def _tensor(tensor: Any, index: int) -> tuple[str, list[int], list[Any]]:
@@ -54,7 +65,7 @@ def _tensor(tensor: Any, index: int) -> tuple[str, list[int], list[Any]]:
     data = _data(tensor, where)
     if len(data) != math.prod(shape):
         raise RequestError(
-            f"{where} ({name}) has shape {shape}, which needs {math.prod(shape)} "
+            f"{where} ({shown(name)}) has shape {shape}, which needs {math.prod(shape)} "
             f"values, but data holds {len(data)}",
             field=f"{where}.shape",
         )
@@ -71,14 +82,28 @@ def _data(tensor: dict[str, Any], where: str) -> list[Any]:
         )
     if not isinstance(tensor.get("data"), list):
         raise RequestError(f"{where}.data must be a list", field=f"{where}.data")
-    return _flatten(tensor["data"])
+    return _flatten(tensor["data"], f"{where}.data")
 
 
-def _flatten(data: list[Any]) -> list[Any]:
-    """Row-major flattening of nested lists (OIP accepts flat or nested data)."""
+def _flatten(data: list[Any], field: str) -> list[Any]:
+    """Row-major flattening of nested lists (OIP accepts flat or nested data), without recursion
+    and refusing nesting deeper than MAX_DEPTH."""
     flat: list[Any] = []
-    for item in data:
-        flat.extend(_flatten(item) if isinstance(item, list) else [item])
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                if len(stack) >= MAX_DEPTH:
+                    raise RequestError(
+                        f"{field} is nested more than {MAX_DEPTH} lists deep; send a flat list "
+                        "or one nested as the tensor's shape",
+                        field=field,
+                    )
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
     return flat
 
 
@@ -92,14 +117,18 @@ def _matrix(shape: list[int], data: list[Any], columns: list[str]) -> Columns:
         )
     if rows == 0:
         raise RequestError("inputs[0] has no rows", field="inputs[0].shape")
+    check_rows(rows, "inputs[0].shape")
     return {name: data[index::width] for index, name in enumerate(columns)}
 
 
-def _columns(parsed: list[tuple[str, list[int], list[Any]]]) -> Columns:
+def _columns(parsed: list[tuple[str, list[int], list[Any]]], columns: list[str]) -> Columns:
+    known = set(columns)
     for index, (name, shape, _) in enumerate(parsed):
+        if name not in known:
+            raise unknown_column(name, columns)
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
             raise RequestError(
-                f"inputs[{index}] ({name}) has shape {shape}; a column tensor "
+                f"inputs[{index}] ({shown(name)}) has shape {shape}; a column tensor "
                 "must be [rows] or [rows, 1]",
                 field=f"inputs[{index}].shape",
             )

@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from shared.errors import DataError, SpecError
 from shared.scoring import align_proba, get_metric, is_better, score
+from shared.spec import MAX_TRIALS
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int")
 
@@ -133,8 +134,16 @@ def sample_params(
             field="tuning.sampler",
         )
     if sampler != "random" and discrete:
-        grid = list(itertools.product(*space.values()))
-        if sampler == "grid" or len(grid) <= trials:
+        # The grid's size is a product of lengths: it is enumerated only when it is all planned.
+        size = math.prod(len(choices) for choices in space.values())
+        if sampler == "grid" and size > MAX_TRIALS:
+            raise SpecError(
+                f"the grid sampler would plan {size:,} trials, more than the limit of "
+                f"{MAX_TRIALS:,}; list fewer values or use sampler: random",
+                field="tuning.sampler",
+            )
+        if sampler == "grid" or size <= trials:
+            grid = itertools.product(*space.values())
             return [dict(zip(names, values, strict=True)) for values in grid]
     rng = np.random.default_rng(seed)
     points: dict[str, dict[str, Any]] = {}

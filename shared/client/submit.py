@@ -14,6 +14,7 @@ from ulid import ULID
 from shared.errors import NotFound
 from shared.layout import RUNS, batch_key, drop_key, job_key, jobs_prefix, spec_key
 from shared.runs import describe_run, is_terminal, read_run
+from shared.spec import load_yaml
 from shared.storage import Store, check_name
 
 
@@ -43,7 +44,7 @@ def submit_file(
 def _set_target(store: Store, pipeline: str, target: str) -> None:
     key = spec_key(pipeline)
     try:
-        spec = yaml.safe_load(store.get_bytes(key)) or {}
+        spec = load_yaml(store.get_bytes(key).decode("utf-8", "replace")) or {}
     except NotFound:
         spec = {}
     if not isinstance(spec, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Iterator
@@ -146,6 +147,18 @@ def test_csv_body_and_default_pipeline(service: Service, iris_model: Pipeline) -
     assert response.json()["predictions"] == _expected(iris_model)[0]
     named = service.post("/invocations", {"instances": ROWS}, headers={"X-Cauce-Pipeline": "iris"})
     assert named.json()["predictions"] == _expected(iris_model)[0]
+
+
+def test_a_gzip_body_is_inflated_and_other_encodings_refused(
+    service: Service, iris_model: Pipeline
+) -> None:
+    # Content-Encoding was ignored, so a gzip body got "not valid UTF-8".
+    body = gzip.compress(json.dumps({"instances": ROWS}).encode())
+    gzipped = service.post("/invocations/iris", raw=body, headers={"Content-Encoding": "gzip"})
+    assert gzipped.status_code == 200, gzipped.text
+    assert gzipped.json()["predictions"] == _expected(iris_model)[0]
+    other = service.post("/invocations/iris", raw=body, headers={"Content-Encoding": "br"})
+    assert other.status_code == 415 and other.json()["field"] == "Content-Encoding"
 
 
 def test_oip_v2_column_tensors_and_matrix(service: Service, iris_model: Pipeline) -> None:

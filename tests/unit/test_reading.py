@@ -169,3 +169,26 @@ def test_parquet_gaps_in_boolean_columns_become_nan() -> None:
 def test_multi_member_gzip_with_padding() -> None:
     data = gzip.compress(b"a,b\n1,2\n") + gzip.compress(b"3,4\n") + b"\x00" * 8
     assert read(data).to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
+def test_parquet_over_the_cell_limit_is_refused_from_its_metadata() -> None:
+    # 372 KB of Parquet once expanded to 50 M rows and 1.5 GB in ingest.
+    buffer = io.BytesIO()
+    pd.DataFrame({"x": np.zeros(400_000), "y": np.ones(400_000)}).to_parquet(buffer)
+    assert len(buffer.getvalue()) < 100_000
+    error = rejects(
+        buffer.getvalue(), "400,000 rows x 2 columns", "CAUCE_MAX_TABLE_CELLS", max_cells=500_000
+    )
+    assert error.field == "file"
+    assert len(read(buffer.getvalue(), max_cells=800_000)) == 400_000
+
+
+def test_gzip_nested_past_the_limit_is_refused_with_a_reason() -> None:
+    # Nested 1,200 times this once failed as "internal error: RecursionError", unquarantined.
+    data = csv_rows().encode()
+    for _ in range(1200):
+        data = gzip.compress(data, compresslevel=1)
+    error = rejects(data, "gzip inside gzip more than 3 times", "compress the table once")
+    assert error.field == "file"
+    twice = gzip.compress(gzip.compress(csv_rows().encode()))
+    assert read(twice).equals(read(csv_rows().encode()))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from services.train.training import plan_trials, sample_params
 from shared.errors import SpecError
+from shared.spec import parse_spec
 
 SPACE = {"max_depth": [3, 6, None], "min_samples_leaf": [1, 5]}
 
@@ -43,3 +46,32 @@ def test_the_plan_numbers_every_trial_of_every_candidate() -> None:
 def test_an_unknown_estimator_fails_before_any_trial_is_planned() -> None:
     with pytest.raises(SpecError, match="unknown classification estimator 'svm'"):
         plan_trials([("svm", {})], task="classification", trials_per_candidate=2, seed=0)
+
+
+def test_auto_draws_from_a_huge_grid_without_listing_it() -> None:
+    # Seven parameters of ten values each once took train to 1.3 GB: the grid was listed first.
+    space = {f"p{i}": list(range(10)) for i in range(6)}
+    tracemalloc.start()
+    try:
+        points = sample_params(space, trials=4, seed=0, sampler="auto")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(points) == 4 and all(set(p) == set(space) for p in points)
+    assert peak < 2_000_000, f"sampling 4 points held {peak:,} bytes"
+
+
+def test_a_grid_over_the_trial_limit_is_refused_naming_the_setting() -> None:
+    space = {"a": list(range(40)), "b": list(range(30))}  # 1,200 trials, past the 1,000 bound
+    with pytest.raises(SpecError, match="1,200 trials, more than the limit of 1,000") as caught:
+        sample_params(space, trials=4, seed=0, sampler="grid")
+    assert caught.value.field == "tuning.sampler"
+
+
+def test_the_spec_refuses_a_grid_over_the_limit_naming_the_model() -> None:
+    text = "tuning: {sampler: grid}\nmodels:\n  - estimator: ridge\n    search: {alpha: [1, 2]}\n"
+    text += "  - estimator: random_forest\n"
+    text += f"    search: {{max_depth: {list(range(40))}, min_samples_leaf: {list(range(30))}}}\n"
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text)
+    assert caught.value.field == "models[1].search"
