@@ -72,9 +72,9 @@ def _numeric_fills(transformer: Any) -> list[np.ndarray]:
     if isinstance(transformer, SimpleImputer):
         numeric = transformer.statistics_.dtype.kind == "f"
         return [transformer.statistics_.astype(np.float64)] if numeric else []
-    children = [step for _, step in getattr(transformer, "steps", [])] + [
-        step for _, step, _ in getattr(transformer, "transformers_", []) if not isinstance(step, str)
-    ]
+    steps = [step for _, step in getattr(transformer, "steps", [])]
+    columns = [step for _, step, _ in getattr(transformer, "transformers_", [])]
+    children = [*steps, *(step for step in columns if not isinstance(step, str))]
     return [fill for child in children for fill in _numeric_fills(child)]
 
 
