@@ -4,7 +4,9 @@ Trains the issue's model through a local cauce stack (`cauce up` in a temporary 
 free ports; the drop goes through the whole loop, so deploy exports and checks the ONNX graph),
 serves it with the stack's own prediction service, serves the same fitted pipeline with
 `mlflow models serve --env-manager local` from a separate venv (.cache/bench-mlflow), loads both
-with the same clients and prints one table. See docs/benchmarks.md.
+with the same clients and prints one table. A second cauce row serves the same model trained on
+the table with one value in eight missing, loaded with one-row requests that each carry JSON
+nulls (`--skip-mlflow` leaves MLflow out). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -36,20 +38,26 @@ MLFLOW_VENV = ROOT / ".cache" / "bench-mlflow"
 MLFLOW_PINS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "skops==0.16.0"]
 PIPELINE = "bench"
 SERVER = "cauce (python -m services.serve)"
+GAPS = 0.125  # the share of each feature's values missing in the gaps row's table and requests
+GAPS_PIPELINE = "bench-gaps"
+GAPS_SERVER = "cauce, trained on data with gaps (1 in 8 missing; nulls in every request)"
 
 
-def deploy_through_cauce(store: Store, workdir: Path) -> dict:
+def deploy_through_cauce(
+    store: Store, workdir: Path, pipeline: str = PIPELINE, *, gaps: float = 0.0
+) -> dict:
     """Drop the dataset with its spec and wait until the run has deployed a version."""
     store.ensure_bucket()
-    store.put_bytes(spec_key(PIPELINE), SPEC.encode())
-    upload = submit_file(store, write_dataset(workdir / "bench.csv"), pipeline=PIPELINE)
+    store.put_bytes(spec_key(pipeline), SPEC.encode())
+    data = write_dataset(workdir / f"{pipeline}.csv", gaps=gaps)
+    upload = submit_file(store, data, pipeline=pipeline)
     run_id = await_run_id(store, upload, timeout=60)
     assert run_id is not None, "no run started within 60 s"
     view = wait_for_run(store, run_id, timeout=600)
     assert view["state"] == "succeeded", view["error"]
-    pointer = get_alias(store, PIPELINE)
+    pointer = get_alias(store, pipeline)
     assert pointer is not None
-    return dict(store.get_json(version_key(PIPELINE, int(pointer["version"]))))
+    return dict(store.get_json(version_key(pipeline, int(pointer["version"]))))
 
 
 def wait_serving(url: str, timeout: float = 120) -> None:
@@ -69,11 +77,17 @@ def wait_serving(url: str, timeout: float = 120) -> None:
 
 
 def measure(
-    name: str, url: str, args: argparse.Namespace, *, ours: bool, fractions: tuple[float, ...] = ()
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    *,
+    ours: bool,
+    fractions: tuple[float, ...] = (),
+    gaps: float = 0.0,
 ) -> Row:
     """Sequential, several connection counts, then open loop at 80% of the best throughput (and,
-    for cauce, at each of `fractions` of it too)."""
-    one, seconds = bodies(1)[0], args.seconds
+    for cauce, at each of `fractions` of it too); requests with `gaps` of their values null."""
+    one, seconds = bodies(1, gaps=gaps)[0], args.seconds
     wrk(url, one, connections=4, seconds=2)  # warm-up
     sequential = wrk(url, one, connections=1, seconds=seconds)
     loaded = {c: wrk(url, one, connections=c, seconds=seconds) for c in args.connections}
@@ -83,7 +97,7 @@ def measure(
         for c in args.open_conns
         for f in sorted({*fractions, 0.8})
     }
-    hundred = wrk(url, bodies(100)[0], connections=1, seconds=seconds) if ours else None
+    hundred = wrk(url, bodies(100, gaps=gaps)[0], connections=1, seconds=seconds) if ours else None
     print(f"  {name}: sequential {sequential}, best {best.rps:.0f} req/s, open loop {sweep}")
     headline = (args.open_conns[0], 0.8)
     runs = [sweep[headline]]
@@ -203,6 +217,9 @@ def main() -> None:
         help="keep-alive connections of the open-loop runs; the first is the headline's",
     )
     parser.add_argument(
+        "--skip-mlflow", action="store_true", help="only cauce's rows (no MLflow venv, faster)"
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=3,
@@ -212,14 +229,23 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cauce-bench-serving-"))
     with local_stack() as (store, settings):
         record = deploy_through_cauce(store, workdir)
+        gappy = deploy_through_cauce(store, workdir, GAPS_PIPELINE, gaps=GAPS)
         skops = store.get_bytes(version_key(PIPELINE, record["version"], "model.skops"))
         (workdir / "model.skops").write_bytes(skops)
-        print(f"deployed {PIPELINE} v{record['version']}; ONNX check: {record.get('onnx')}")
+        for deployed in (record, gappy):
+            print(
+                f"deployed {deployed['pipeline']} v{deployed['version']}, served by "
+                f"{deployed.get('runtime')}; ONNX check: {deployed.get('onnx')}"
+            )
         url = f"{settings.serve_url}/invocations/{PIPELINE}"
         wait_serving(url)
         rows = [measure(SERVER, url, args, ours=True, fractions=(0.5, 0.65))]
         memory = worker_memory(settings.home)
-    rows += bench_mlflow(workdir, args)
+        gaps_url = f"{settings.serve_url}/invocations/{GAPS_PIPELINE}"
+        wait_serving(gaps_url)
+        rows.append(measure(GAPS_SERVER, gaps_url, args, ours=True, gaps=GAPS))
+    if not args.skip_mlflow:
+        rows += bench_mlflow(workdir, args)
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}; {args.seconds:.0f} s per run; one row per request "

@@ -38,6 +38,29 @@ def list_versions(store: Store, pipeline: str) -> list[dict[str, Any]]:
     return versions
 
 
+def serving_runtime(record: dict[str, Any]) -> dict[str, Any]:
+    """Which runtime serves a version (onnx or skops) and, for skops, why: deploy's ONNX check
+    (its largest difference, or the converter's error) as one sentence."""
+    if record.get("runtime") in ("onnx", "skops"):
+        return {"runtime": record["runtime"], "runtime_reason": record.get("runtime_reason")}
+    check = record.get("onnx")
+    if not check:
+        return {"runtime": "skops", "runtime_reason": "registered before deploy exported ONNX"}
+    if check.get("file"):
+        return {"runtime": "onnx", "runtime_reason": None}
+    if check.get("reason"):
+        return {"runtime": "skops", "runtime_reason": f"no ONNX export: {check['reason']}"}
+    return {
+        "runtime": "skops",
+        "runtime_reason": (
+            f"the ONNX export did not answer as scikit-learn on {check.get('rows')} test rows: "
+            f"max_abs_diff {check.get('max_abs_diff', float('nan')):.4g} "
+            f"(tolerance {check.get('tolerance', float('nan')):g} relative), "
+            f"labels agree on {check.get('label_agreement', float('nan')):.2%}"
+        ),
+    }
+
+
 def register_version(
     store: Store,
     pipeline: str,

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 # The ONNX graph cannot impute a float NaN in a text column, so deploy rewrites the text imputers
 # to treat this sentinel as missing, and the fast path sends it for every missing text value.
-MISSING_TEXT = "\x00cauce:missing\x00"
+# No NUL in it: onnxruntime's ArrayFeatureExtractor drops a string's trailing NUL, so a sentinel
+# ending in one never matched the imputer's key and every gap in text went unimputed.
+MISSING_TEXT = "\ue000cauce:missing\ue000"  # U+E000: private use, never in real data
 
 
 @dataclass(frozen=True)

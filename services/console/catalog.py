@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.errors import NotFound
 from shared.layout import INCOMING, PIPELINES, aliases_prefix, stage_key
-from shared.registry import alias_history, list_pipelines, list_versions
+from shared.registry import alias_history, list_pipelines, list_versions, serving_runtime
 from shared.runs import describe_run, read_run, read_status
 from shared.storage import Store, check_name
 
@@ -60,6 +60,7 @@ def model_overview(store: Store, pipeline: str) -> dict[str, Any]:
     if not versions:
         raise NotFound(f"pipeline {pipeline!r} has no registered model versions")
     for version in versions:
+        version.update(serving_runtime(version))
         version["aliases"] = sorted(
             name for name, pointer in pointers.items() if pointer["version"] == version["version"]
         )

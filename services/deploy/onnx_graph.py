@@ -5,6 +5,10 @@ a scaled value that float32 rounds across a threshold flips the branch (seen on 
 probabilities off by 0.02). So the feature transformer runs in float64 (its numeric imputers
 rewritten as standard IsNaN/Where ops, which onnxruntime runs in double), and only its output
 is cast to float32 for the estimator, as scikit-learn's trees themselves do.
+
+The rewritten imputers fill with the fitted float64 medians, not the float32 copies skl2onnx
+keeps: on data with gaps many of a histogram booster's thresholds are exactly the scaled median,
+so a fill one float32 rounding away sent every imputed row down the other branch.
 """
 
 from __future__ import annotations
@@ -63,15 +67,31 @@ def _inputs(signature: list[dict[str, str]]) -> list[tuple[str, Any]]:
     ]
 
 
-def _double_imputers(graph: Any) -> None:
-    """Replace ai.onnx.ml Imputer nodes (float32 only in onnxruntime) by IsNaN and Where."""
-    nodes = []
+def _numeric_fills(transformer: Any) -> list[np.ndarray]:
+    """The float64 fill values of the numeric imputers, in the order skl2onnx converts them."""
+    if isinstance(transformer, SimpleImputer):
+        numeric = transformer.statistics_.dtype.kind == "f"
+        return [transformer.statistics_.astype(np.float64)] if numeric else []
+    steps = [step for _, step in getattr(transformer, "steps", [])]
+    columns = [step for _, step, _ in getattr(transformer, "transformers_", [])]
+    children = [*steps, *(step for step in columns if not isinstance(step, str))]
+    return [fill for child in children for fill in _numeric_fills(child)]
+
+
+def _double_imputers(graph: Any, fills: list[np.ndarray]) -> None:
+    """Replace ai.onnx.ml Imputer nodes (float32 only in onnxruntime) by IsNaN and Where that
+    fill with the imputers' own float64 values."""
+    nodes, pending = [], list(fills)
     for node in graph.node:
         if node.op_type != "Imputer":
             nodes.append(node)
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        fill = np.array(attrs["imputed_value_floats"], dtype=np.float64).reshape(1, -1)
+        rounded = np.array(attrs["imputed_value_floats"], dtype=np.float32)
+        exact = pending.pop(0) if pending else None
+        if exact is None or not np.array_equal(exact.astype(np.float32), rounded, equal_nan=True):
+            raise ValueError("an ONNX imputer does not match the pipeline's numeric imputers")
+        fill = exact.reshape(1, -1)
         value, mask = f"{node.output[0]}_fill", f"{node.output[0]}_nan"
         nodes += [
             helper.make_node("Constant", [], [value], value=numpy_helper.from_array(fill)),
@@ -92,7 +112,7 @@ def _transformer(transformer: Any, signature: list[dict[str, str]]) -> ModelProt
     from skl2onnx import convert_sklearn
 
     graph = convert_sklearn(transformer, initial_types=_inputs(signature), target_opset=OPSETS)
-    _double_imputers(graph.graph)
+    _double_imputers(graph.graph, _numeric_fills(transformer))
     output = graph.graph.output.pop()
     graph.graph.node.append(
         helper.make_node("Cast", [output.name], [FEATURES], to=TensorProto.FLOAT)

@@ -10,7 +10,7 @@ from services.deploy.export import export_checked
 from services.deploy.promotion import already_promoted, version_meta
 from shared.artifacts import load_model
 from shared.context import StageContext
-from shared.registry import move_alias, register_version
+from shared.registry import move_alias, register_version, serving_runtime
 from shared.results import Deployed
 from shared.stage import create_stage_worker
 
@@ -29,6 +29,7 @@ def deploy(ctx: StageContext) -> Deployed:
     )
     model = ctx.store.get_bytes(ctx.key("model.skops", "train"))
     onnx, meta["onnx"] = export(ctx, load_model(model), meta)
+    meta.update(serving_runtime(meta))
     files = {ONNX_FILE: onnx} if onnx is not None else {}
     record = register_version(
         ctx.store,
@@ -48,7 +49,13 @@ def deploy(ctx: StageContext) -> Deployed:
             run_id=ctx.run_id,
             reason=evaluation.gate.reason,
         )
-    ctx.log.info("registered v%s (promoted: %s)", record["version"], promoted)
+    ctx.log.info(
+        "registered v%s (promoted: %s; served by %s%s)",
+        record["version"],
+        promoted,
+        meta["runtime"],
+        f": {meta['runtime_reason']}" if meta["runtime_reason"] else "",
+    )
     return Deployed(version=record["version"], promoted=promoted, reason=evaluation.gate.reason)
 
 

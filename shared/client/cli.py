@@ -27,7 +27,7 @@ from shared.client.submit import (
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, NotFound, TransientError
 from shared.layout import drop_key, spec_key
-from shared.registry import get_alias, list_pipelines, list_versions
+from shared.registry import get_alias, list_pipelines, list_versions, serving_runtime
 from shared.results import STATES
 from shared.runs import describe_run
 from shared.spec import parse_spec
@@ -327,6 +327,7 @@ def models(pipeline: str | None, as_json: bool) -> None:
                     "metrics": version.get("metrics"),
                     "run_id": version.get("run_id"),
                     "created": version.get("created"),
+                    **serving_runtime(version),
                 }
             )
     if as_json:
@@ -336,8 +337,11 @@ def models(pipeline: str | None, as_json: bool) -> None:
         score = (item["metrics"] or {}).get(item["metric"])
         click.echo(
             f"{item['pipeline']:<16} v{item['version']:<4} {','.join(item['aliases']):<11} "
-            f"{item['estimator']:<24} {item['metric']}={_number(score)}  run {item['run_id']}"
+            f"{item['estimator']:<24} {item['metric']}={_number(score)}  {item['runtime']:<5}  "
+            f"run {item['run_id']}"
         )
+        if item["runtime_reason"]:
+            click.echo(f"{'':<22}served by {item['runtime']}: {item['runtime_reason']}")
 
 
 def _number(value: Any) -> str:
