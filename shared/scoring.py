@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn import metrics as skm
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 TASKS = ("classification", "regression")
 DEFAULT_METRIC = {"classification": "f1_macro", "regression": "rmse"}
+
+def _skm() -> ModuleType:
+    """scikit-learn's metrics, imported when a metric is computed: the CLI and the prediction
+    service read this table's names, and importing scikit-learn costs them seconds."""
+    from sklearn import metrics
+
+    return metrics
+
 
 # Every metric function takes (y_true, y_pred, proba, classes); proba columns follow `classes`.
 MetricFn = Callable[[Any, Any, Any, Sequence[Any] | None], float]
@@ -33,28 +43,32 @@ def _roc_auc(y_true: Any, _pred: Any, proba: Any, classes: Sequence[Any] | None)
     if len(labels) == 2:
         # Binary AUC wants the score of the positive class, which is the second label.
         positive = np.asarray(y_true) == labels[1]
-        return float(skm.roc_auc_score(positive, proba[:, 1]))
+        return float(_skm().roc_auc_score(positive, proba[:, 1]))
     return float(
-        skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
+        _skm().roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
     )
 
 
 def _log_loss(y_true: Any, _pred: Any, proba: Any, classes: Sequence[Any] | None) -> float:
     labels = list(classes) if classes is not None else None
-    return float(skm.log_loss(y_true, proba, labels=labels))
+    return float(_skm().log_loss(y_true, proba, labels=labels))
 
 
-def _averaged(fn: Callable[..., float], average: str) -> MetricFn:
+def _averaged(name: str, average: str) -> MetricFn:
+    """scikit-learn's metric `name` averaged over the labels as `average` says."""
+
     def metric(y_true: Any, y_pred: Any, _proba: Any, classes: Sequence[Any] | None) -> float:
         labels = list(classes) if classes is not None else None
+        fn = getattr(_skm(), name)
         # zero_division=0 keeps an unpredicted class from turning the score into a warning.
         return float(fn(y_true, y_pred, labels=labels, average=average, zero_division=0))
 
     return metric
 
 
-def _plain(fn: Callable[..., float]) -> MetricFn:
-    return lambda y_true, y_pred, _proba, _classes: float(fn(y_true, y_pred))
+def _plain(name: str) -> MetricFn:
+    """scikit-learn's metric `name` of the labels or values alone."""
+    return lambda y_true, y_pred, _proba, _classes: float(getattr(_skm(), name)(y_true, y_pred))
 
 
 def _table(*metrics: Metric) -> dict[str, Metric]:
@@ -63,16 +77,16 @@ def _table(*metrics: Metric) -> dict[str, Metric]:
 
 _C, _R = "classification", "regression"
 METRICS: dict[str, Metric] = _table(
-    Metric("accuracy", _C, True, False, _plain(skm.accuracy_score)),
-    Metric("f1_macro", _C, True, False, _averaged(skm.f1_score, "macro")),
-    Metric("f1_weighted", _C, True, False, _averaged(skm.f1_score, "weighted")),
-    Metric("precision_macro", _C, True, False, _averaged(skm.precision_score, "macro")),
-    Metric("recall_macro", _C, True, False, _averaged(skm.recall_score, "macro")),
+    Metric("accuracy", _C, True, False, _plain("accuracy_score")),
+    Metric("f1_macro", _C, True, False, _averaged("f1_score", "macro")),
+    Metric("f1_weighted", _C, True, False, _averaged("f1_score", "weighted")),
+    Metric("precision_macro", _C, True, False, _averaged("precision_score", "macro")),
+    Metric("recall_macro", _C, True, False, _averaged("recall_score", "macro")),
     Metric("roc_auc", _C, True, True, _roc_auc),
     Metric("log_loss", _C, False, True, _log_loss),
-    Metric("rmse", _R, False, False, _plain(skm.root_mean_squared_error)),
-    Metric("mae", _R, False, False, _plain(skm.mean_absolute_error)),
-    Metric("r2", _R, True, False, _plain(skm.r2_score)),
+    Metric("rmse", _R, False, False, _plain("root_mean_squared_error")),
+    Metric("mae", _R, False, False, _plain("mean_absolute_error")),
+    Metric("r2", _R, True, False, _plain("r2_score")),
 )
 
 
