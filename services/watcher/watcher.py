@@ -7,20 +7,22 @@ import signal
 import threading
 import time
 import uuid
+from typing import Any
 
 import redis
 from celery import Celery
 
 from services.watcher.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
-from shared.errors import CauceError, DataError, NotFound
+from shared.errors import CauceError, Conflict, DataError, NotFound
 from shared.ids import new_run_id, now
-from shared.layout import BATCH, INCOMING, job_key, spec_key
+from shared.layout import BATCH, INCOMING, input_key, job_key, rejected_key, spec_key
 from shared.messages import RunStage, ScoreFile
 from shared.messaging import create_celery, send
 from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
 from shared.storage import ObjectInfo, Store, check_name
+from shared.text import has_hidden, visible
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +31,47 @@ LOCK = "cauce:watcher:lock"
 BATCH_LEDGER = "cauce:ledger:batch"
 
 
+def route(key: str, prefix: str = INCOMING) -> str | None:
+    """The pipeline a dropped key belongs to; None for a key that is not a drop (a folder marker
+    or a hidden file); DataError, saying what to do, for a file no pipeline can take."""
+    parts = key[len(prefix) :].split("/")
+    if not parts[-1] or parts[-1].startswith("."):
+        return None
+    if len(parts) < 2:
+        raise DataError(
+            f"{visible(key)} is not in a pipeline's folder: move it to "
+            f"{visible(prefix)}<pipeline>/{visible(parts[-1])}",
+            field="pipeline",
+        )
+    try:
+        pipeline = check_name(parts[0])
+    except DataError as exc:
+        message = f"{visible(key)}: {exc}; move the file to a pipeline's folder"
+        raise DataError(message, field="pipeline") from None
+    if has_hidden(key):
+        raise DataError(
+            f"the name of {visible(key)} holds control or direction-changing characters; "
+            "rename the file without them",
+            field="file",
+        )
+    return pipeline
+
+
+def folder_of(key: str) -> str | None:
+    """The pipeline folder a key is in, if it is in one with a valid name."""
+    parts = key[len(INCOMING) :].split("/")
+    try:
+        return check_name(parts[0]) if len(parts) > 1 else None
+    except DataError:
+        return None
+
+
 def pipeline_of(key: str, prefix: str = INCOMING) -> str | None:
     """The pipeline a dropped key belongs to, or None for keys that are not drops."""
-    parts = key[len(prefix) :].split("/")
-    if len(parts) < 2 or not parts[-1] or parts[-1].startswith("."):
-        return None  # a folder marker, a hidden file or a file directly under incoming/
     try:
-        return check_name(parts[0])
-    except DataError:
-        log.warning("ignoring %s: %r is not a valid pipeline name", key, parts[0])
+        return route(key, prefix)
+    except DataError as exc:
+        log.warning("ignoring %s: %s", visible(key), exc)
         return None
 
 
@@ -57,7 +91,11 @@ class Watcher:
             entry = f"{item.key}|{item.etag}|{item.modified}"
             if entry in self.seen:
                 continue
-            pipeline = pipeline_of(item.key)
+            try:
+                pipeline = route(item.key)
+            except DataError as exc:
+                self._reject(item, entry, exc, pipeline=folder_of(item.key))
+                pipeline = None
             run_id = self._start(item, entry, pipeline) if pipeline else None
             if run_id is not None:
                 started.append(run_id)
@@ -89,26 +127,30 @@ class Watcher:
             jobs.append(job_id)
         return jobs
 
-    def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
-        """Start the run for one drop unless the ledger shows it was started already."""
+    def _claim(self, entry: str) -> str | None:
+        """The run id of a drop, claimed in the ledger; None if that run was started already."""
         self.broker.hsetnx(LEDGER, entry, new_run_id())
         claimed = self.broker.hget(LEDGER, entry)
         run_id = claimed.decode() if isinstance(claimed, bytes) else str(claimed)
-        if self.broker.sismember(SENT, run_id):
+        return None if self.broker.sismember(SENT, run_id) else run_id
+
+    def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
+        """Start the run for one drop unless the ledger shows it was started already."""
+        run_id = self._claim(entry)
+        if run_id is None:
             return None
-        # Claimed but maybe not started (a watcher died here): both steps below are idempotent.
+        # Claimed but maybe not started (a watcher died here): every step below is idempotent.
+        try:
+            options = run_options(self.store.metadata(item.key))
+        except NotFound:
+            options = run_options({})  # gone already: the run fails at ingest, saying so
         create_run(
             self.store,
-            options=run_options(self.store.metadata(item.key)),
+            options=options,
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
-            source={
-                "key": item.key,
-                "etag": item.etag,
-                "size": item.size,
-                "modified": item.modified,
-            },
+            source={**_source(item), "input": self._keep(item, run_id)},
         )
         message = RunStage(run_id=run_id, pipeline=pipeline)
         send(self.app, TASKS[STAGES[0]], message, queue=STAGES[0])
@@ -116,12 +158,54 @@ class Watcher:
         log.info("run %s started for %s", run_id, item.key)
         return run_id
 
+    def _keep(self, item: ObjectInfo, run_id: str) -> str | None:
+        """Copy exactly the listed version of the drop to the run's own input key (None when it
+        was replaced or removed since it was listed: a replacement is a drop of its own)."""
+        target = input_key(run_id, item.key.rsplit("/", 1)[-1])
+        if self.store.exists(target):
+            return target  # copied before a restart
+        try:
+            self.store.copy(item.key, target, if_match=item.etag)
+        except (Conflict, NotFound):
+            log.warning("%s changed before run %s kept a copy", visible(item.key), run_id)
+            return None
+        return target
+
+    def _reject(
+        self, item: ObjectInfo, entry: str, error: DataError, *, pipeline: str | None
+    ) -> None:
+        """Record a drop no pipeline can take as a failed run, with its reason in quarantine; the
+        file stays where it was dropped."""
+        run_id = self._claim(entry)
+        if run_id is None:
+            return
+        reason = str(error)
+        create_run(
+            self.store,
+            run_id=run_id,
+            pipeline=pipeline or "",
+            spec_text=None,
+            source=_source(item),
+            rejected=reason,
+        )
+        self.store.put_json(
+            rejected_key(pipeline, run_id),
+            {"source": item.key, "etag": item.etag, "error": reason, "run_id": run_id},
+        )
+        self.broker.sadd(SENT, run_id)
+        log.warning("run %s rejected %s: %s", run_id, visible(item.key), reason)
+
     def _spec(self, pipeline: str) -> str | None:
         """The pipeline's spec text at the moment of the drop (snapshotted into the run)."""
         try:
             return self.store.get_bytes(spec_key(pipeline)).decode("utf-8", "replace")
         except NotFound:
             return None
+
+
+def _source(item: ObjectInfo) -> dict[str, Any]:
+    """What run.json records of the drop that started the run."""
+    return {"key": item.key, "etag": item.etag, "size": item.size, "modified": item.modified}
 
 
 def run_options(metadata: dict[str, str]) -> dict[str, bool]:

@@ -33,6 +33,7 @@ from shared.runs import describe_run
 from shared.spec import parse_spec
 from shared.stack import local as stack
 from shared.storage import Store, check_name
+from shared.text import visible
 
 
 def _settings() -> Settings:
@@ -287,8 +288,10 @@ def runs(
         for view in views:
             done = sum(1 for s in view["stages"] if s["state"] == "succeeded")
             click.echo(
-                f"{view['run_id']}  {view['pipeline']:<16} {view['state']:<10} "
-                f"{done}/{len(view['stages'])} stages  {view['error'] or ''}"
+                visible(
+                    f"{view['run_id']}  {view['pipeline'] or '-':<16} {view['state']:<10} "
+                    f"{done}/{len(view['stages'])} stages  {view['error'] or ''}"
+                )
             )
     if page.next_before is not None:
         click.echo(f"older runs: cauce runs --before {page.next_before}", err=True)

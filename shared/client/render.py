@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared.text import visible
+
 
 def run_lines(view: dict[str, Any]) -> list[str]:
     """A run as lines: header, stages, best trials, metrics, gate and model."""
@@ -30,7 +32,7 @@ def run_lines(view: dict[str, Any]) -> list[str]:
         lines.append(f"  gate: {verdict} ({view['gate']['reason']})")
     if view.get("model_version"):
         lines.append(f"  model: v{view['model_version']}{_production(view)}")
-    return lines
+    return [visible(line) for line in lines]
 
 
 def target_line(view: dict[str, Any]) -> str:
