@@ -142,12 +142,13 @@ def quarantine(ctx: StageContext, error: DataError) -> None:
     """Keep a copy of a rejected file, with the reason, under `quarantine/<pipeline>/<run_id>/`."""
     source = ctx.run["source"]["key"]
     key, etag = _input(ctx)
+    target = quarantine_key(ctx.pipeline, ctx.run_id, source.rsplit("/", 1)[-1])
     try:
-        if key is None:
-            raise NotFound(source)
-        target = quarantine_key(ctx.pipeline, ctx.run_id, source.rsplit("/", 1)[-1])
-        ctx.store.copy(key, target, if_match=etag)
+        if key is not None:
+            ctx.store.copy(key, target, if_match=etag)
     except (NotFound, Conflict):
+        key = None
+    if key is None:
         ctx.log.warning("nothing to quarantine: the input of %s is gone", visible(source))
     ctx.store.put_json(
         quarantine_key(ctx.pipeline, ctx.run_id, "reason.json"),

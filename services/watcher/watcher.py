@@ -7,11 +7,11 @@ import signal
 import threading
 import time
 import uuid
-from typing import Any
 
 import redis
 from celery import Celery
 
+from services.watcher.drops import folder_of, pipeline_of, route, run_options, source_of
 from services.watcher.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, Conflict, DataError, NotFound
@@ -21,58 +21,14 @@ from shared.messages import RunStage, ScoreFile
 from shared.messaging import create_celery, send
 from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
-from shared.storage import ObjectInfo, Store, check_name
-from shared.text import has_hidden, visible
+from shared.storage import ObjectInfo, Store
+from shared.text import visible
 
 log = logging.getLogger(__name__)
 
 LOCK = "cauce:watcher:lock"
 # Batch prediction (issue 7): a file under batch/<pipeline>/ becomes one batch.run job.
 BATCH_LEDGER = "cauce:ledger:batch"
-
-
-def route(key: str, prefix: str = INCOMING) -> str | None:
-    """The pipeline a dropped key belongs to; None for a key that is not a drop (a folder marker
-    or a hidden file); DataError, saying what to do, for a file no pipeline can take."""
-    parts = key[len(prefix) :].split("/")
-    if not parts[-1] or parts[-1].startswith("."):
-        return None
-    if len(parts) < 2:
-        raise DataError(
-            f"{visible(key)} is not in a pipeline's folder: move it to "
-            f"{visible(prefix)}<pipeline>/{visible(parts[-1])}",
-            field="pipeline",
-        )
-    try:
-        pipeline = check_name(parts[0])
-    except DataError as exc:
-        message = f"{visible(key)}: {exc}; move the file to a pipeline's folder"
-        raise DataError(message, field="pipeline") from None
-    if has_hidden(key):
-        raise DataError(
-            f"the name of {visible(key)} holds control or direction-changing characters; "
-            "rename the file without them",
-            field="file",
-        )
-    return pipeline
-
-
-def folder_of(key: str) -> str | None:
-    """The pipeline folder a key is in, if it is in one with a valid name."""
-    parts = key[len(INCOMING) :].split("/")
-    try:
-        return check_name(parts[0]) if len(parts) > 1 else None
-    except DataError:
-        return None
-
-
-def pipeline_of(key: str, prefix: str = INCOMING) -> str | None:
-    """The pipeline a dropped key belongs to, or None for keys that are not drops."""
-    try:
-        return route(key, prefix)
-    except DataError as exc:
-        log.warning("ignoring %s: %s", visible(key), exc)
-        return None
 
 
 class Watcher:
@@ -140,17 +96,14 @@ class Watcher:
         if run_id is None:
             return None
         # Claimed but maybe not started (a watcher died here): every step below is idempotent.
-        try:
-            options = run_options(self.store.metadata(item.key))
-        except NotFound:
-            options = run_options({})  # gone already: the run fails at ingest, saying so
+        kept = self._keep(item, run_id)  # None: replaced or gone; ingest fails the run, saying so
         create_run(
             self.store,
-            options=options,
+            options=run_options(self.store.metadata(kept) if kept else {}),  # the copy keeps them
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
-            source={**_source(item), "input": self._keep(item, run_id)},
+            source={**source_of(item), "input": kept},
         )
         message = RunStage(run_id=run_id, pipeline=pipeline)
         send(self.app, TASKS[STAGES[0]], message, queue=STAGES[0])
@@ -185,7 +138,7 @@ class Watcher:
             run_id=run_id,
             pipeline=pipeline or "",
             spec_text=None,
-            source=_source(item),
+            source=source_of(item),
             rejected=reason,
         )
         self.store.put_json(
@@ -201,19 +154,6 @@ class Watcher:
             return self.store.get_bytes(spec_key(pipeline)).decode("utf-8", "replace")
         except NotFound:
             return None
-
-
-def _source(item: ObjectInfo) -> dict[str, Any]:
-    """What run.json records of the drop that started the run."""
-    return {"key": item.key, "etag": item.etag, "size": item.size, "modified": item.modified}
-
-
-def run_options(metadata: dict[str, str]) -> dict[str, bool]:
-    """Options a drop carries as object metadata (`cauce submit --no-cache/--force` sets them)."""
-    return {
-        "cache": metadata.get("cauce-cache", "true").lower() != "false",
-        "force": metadata.get("cauce-force", "false").lower() == "true",
-    }
 
 
 def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:

@@ -15,6 +15,7 @@ import requests
 from services.console import create_app
 from services.watcher.watcher import Watcher
 from shared.config import Settings
+from shared.errors import Conflict
 from shared.messaging import create_celery
 from shared.runs import list_runs
 from shared.stack.local import child_env
@@ -44,6 +45,23 @@ def console(settings: Settings, store: Store) -> Iterator[str]:
     """The console served over HTTP on a free port; yields its base URL."""
     with running(create_app(settings, store)) as url:
         yield url
+
+
+def test_a_run_keeps_its_own_copy_of_exactly_the_version_listed(
+    settings: Settings, store: Store
+) -> None:
+    key = "incoming/churn/x.csv"
+    first = store.put_bytes(key, TABLE, metadata={"cauce-force": "true"})
+    (run_id,) = _watcher(settings, store).scan()
+    record = store.get_json(f"runs/{run_id}/run.json")
+    assert record["source"]["etag"] == first and record["options"]["force"] is True
+    store.put_bytes(key, b"x,y\n5,6\n7,8\n")  # replaced after the run was recorded
+    assert store.get_bytes(record["source"]["input"]) == TABLE
+    # What the copy relies on: the store refuses a read or a copy of a version that is gone.
+    with pytest.raises(Conflict):
+        store.get_bytes(key, if_match=first)
+    with pytest.raises(Conflict):
+        store.copy(key, "runs/elsewhere/input/x.csv", if_match=first)
 
 
 def test_a_pipeline_name_ending_in_a_newline_starts_no_run_of_that_pipeline(
