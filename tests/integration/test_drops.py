@@ -13,14 +13,18 @@ import redis
 import requests
 
 from services.console import create_app
+from services.ingest.tasks import ingest, quarantine
 from services.watcher.watcher import Watcher
 from shared.config import Settings
 from shared.errors import Conflict
+from shared.messages import RunStage
 from shared.messaging import create_celery
-from shared.runs import list_runs
+from shared.runs import create_run, describe_run, list_runs
 from shared.stack.local import child_env
-from shared.storage import Store
+from shared.stage import StageRunner
+from shared.storage import ObjectInfo, Store
 from tests.integration.serve_support import running
+from tests.integration.stage_support import FakeTask
 
 CAUCE = str(Path(sys.executable).parent / "cauce")
 TABLE = b"x,y\n1,0\n2,1\n"
@@ -38,6 +42,27 @@ UNROUTED = {
 def _watcher(settings: Settings, store: Store) -> Watcher:
     broker = redis.Redis.from_url(settings.broker_url)
     return Watcher(store=store, broker=broker, app=create_celery(settings, "test-watcher"))
+
+
+class ListedEarlier(Store):
+    """The test's bucket, but listing what it held a moment ago (a file was replaced since)."""
+
+    def __init__(self, store: Store, listed: list[ObjectInfo]) -> None:
+        super().__init__(store.client, store.bucket)
+        self.listed = listed
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """What the earlier listing held under `prefix`."""
+        return iter([item for item in self.listed if item.key.startswith(prefix)])
+
+
+def _ingest(settings: Settings, store: Store, run_id: str) -> dict:
+    """Run the real ingest stage of the run (no broker: the next stage is only recorded)."""
+    runner = StageRunner(
+        stage="ingest", store=store, settings=settings, work=ingest, on_failure=quarantine
+    )
+    runner(FakeTask(), RunStage(run_id=run_id, pipeline="churn"))
+    return describe_run(store, run_id)
 
 
 @pytest.fixture
@@ -62,6 +87,34 @@ def test_a_run_keeps_its_own_copy_of_exactly_the_version_listed(
         store.get_bytes(key, if_match=first)
     with pytest.raises(Conflict):
         store.copy(key, "runs/elsewhere/input/x.csv", if_match=first)
+
+
+def test_a_version_replaced_before_the_watcher_copied_it_fails_its_run_with_the_reason(
+    settings: Settings, store: Store
+) -> None:
+    key = "incoming/churn/x.csv"
+    store.put_bytes(key, TABLE)
+    listed = list(store.list_objects("incoming/"))
+    store.put_bytes(key, b"x,y\n5,6\n7,8\n")  # between the listing and the copy
+    (run_id,) = _watcher(settings, ListedEarlier(store, listed)).scan()
+    run = _ingest(settings, store, run_id)
+    assert run["state"] == "failed"
+    assert "was replaced or removed before this run could keep a copy" in run["error"]
+    (second,) = _watcher(settings, store).scan()  # the replacement: a drop of its own
+    assert describe_run(store, second)["state"] == "queued"
+
+
+def test_a_run_recorded_before_runs_kept_a_copy_reads_only_the_version_that_started_it(
+    settings: Settings, store: Store
+) -> None:
+    key = "incoming/churn/x.csv"
+    etag = store.put_bytes(key, TABLE)
+    run_id = "01JOLDRUN00000000000000000"
+    source = {"key": key, "etag": etag, "size": len(TABLE), "modified": ""}  # no "input"
+    create_run(store, run_id=run_id, pipeline="churn", source=source, spec_text=None)
+    store.put_bytes(key, b"x,y\n5,6\n7,8\n")
+    run = _ingest(settings, store, run_id)
+    assert run["state"] == "failed" and "was replaced after this run started" in run["error"]
 
 
 def test_a_pipeline_name_ending_in_a_newline_starts_no_run_of_that_pipeline(
