@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 LOCK = "cauce:watcher:lock"
 # Batch prediction (issue 7): a file under batch/<pipeline>/ becomes one batch.run job.
 BATCH_LEDGER = "cauce:ledger:batch"
+COPY_LIMIT = 5 * 1024**3  # the largest object one S3 CopyObject may copy
 
 
 class Watcher:
@@ -103,7 +104,8 @@ class Watcher:
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
-            source={**source_of(item), "input": kept},
+            # Over S3's limit of one copy, ingest reads the drop itself if its ETag is unchanged.
+            source={**source_of(item), **({"input": kept} if item.size <= COPY_LIMIT else {})},
         )
         message = RunStage(run_id=run_id, pipeline=pipeline)
         send(self.app, TASKS[STAGES[0]], message, queue=STAGES[0])
@@ -115,6 +117,8 @@ class Watcher:
         """Copy exactly the listed version of the drop to the run's own input key (None when it
         was replaced or removed since it was listed: a replacement is a drop of its own)."""
         target = input_key(run_id, item.key.rsplit("/", 1)[-1])
+        if item.size > COPY_LIMIT:
+            return None  # far over any upload limit: ingest refuses it by its size
         if self.store.exists(target):
             return target  # copied before a restart
         try:
