@@ -144,9 +144,11 @@ class Store:
         return True
 
     @_translate
-    def metadata(self, key: str) -> dict[str, str]:
-        """The object's user metadata (`x-amz-meta-*`), keys lower-case."""
-        response = self.client.head_object(Bucket=self.bucket, Key=key)
+    def metadata(self, key: str, *, if_match: str | None = None) -> dict[str, str]:
+        """The object's user metadata (`x-amz-meta-*`), keys lower-case; Conflict when its ETag
+        is not `if_match`."""
+        extra = {"IfMatch": if_match} if if_match is not None else {}
+        response = self.client.head_object(Bucket=self.bucket, Key=key, **extra)
         return {k.lower(): v for k, v in response.get("Metadata", {}).items()}
 
     @_translate

@@ -101,18 +101,20 @@ def _download(ctx: StageContext) -> bytes:
     for a run recorded before runs kept one, the dropped object if its ETag has not changed)."""
     source = ctx.run["source"]
     key, etag = _input(ctx)
-    if key is None:
+    try:
+        size = ctx.store.head(key).size if key else None
+    except NotFound:
+        size = None
+    if size is None and "input" in source:
         raise DataError(
             f"the dropped file {visible(source['key'])} was replaced or removed before this run "
             "could keep a copy; a file put there since has a run of its own",
             field="file",
         )
-    try:
-        size = ctx.store.head(key).size
-    except NotFound as exc:
+    if size is None:
         raise DataError(
             f"the dropped file {visible(source['key'])} is no longer in the bucket; drop it again"
-        ) from exc
+        )
     limit = ctx.settings.max_upload_bytes
     if size > limit:
         raise DataError(
@@ -121,7 +123,7 @@ def _download(ctx: StageContext) -> bytes:
             field="file",
         )
     try:
-        return ctx.store.get_bytes(key, if_match=etag)
+        return ctx.store.get_bytes(str(key), if_match=etag)
     except Conflict as exc:
         raise DataError(
             f"the dropped file {visible(source['key'])} was replaced after this run started; "

@@ -97,36 +97,43 @@ class Watcher:
         if run_id is None:
             return None
         # Claimed but maybe not started (a watcher died here): every step below is idempotent.
-        kept = self._keep(item, run_id)  # None: replaced or gone; ingest fails the run, saying so
+        # run.json first, so the run's folder never shows without it; then the run's own copy.
+        target = input_key(run_id, item.key.rsplit("/", 1)[-1])
+        # Over S3's limit of one copy, ingest reads the drop itself if its ETag is unchanged.
+        kept = target if item.size <= COPY_LIMIT else None
         create_run(
             self.store,
-            options=run_options(self.store.metadata(kept) if kept else {}),  # the copy keeps them
+            options=run_options(self._metadata(item)),
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
-            # Over S3's limit of one copy, ingest reads the drop itself if its ETag is unchanged.
-            source={**source_of(item), **({"input": kept} if item.size <= COPY_LIMIT else {})},
+            source={**source_of(item), **({"input": kept} if kept else {})},
         )
+        if kept:
+            self._keep(item, kept)
         message = RunStage(run_id=run_id, pipeline=pipeline)
         send(self.app, TASKS[STAGES[0]], message, queue=STAGES[0])
         self.broker.sadd(SENT, run_id)
         log.info("run %s started for %s", run_id, item.key)
         return run_id
 
-    def _keep(self, item: ObjectInfo, run_id: str) -> str | None:
-        """Copy exactly the listed version of the drop to the run's own input key (None when it
-        was replaced or removed since it was listed: a replacement is a drop of its own)."""
-        target = input_key(run_id, item.key.rsplit("/", 1)[-1])
-        if item.size > COPY_LIMIT:
-            return None  # far over any upload limit: ingest refuses it by its size
+    def _keep(self, item: ObjectInfo, target: str) -> None:
+        """Copy exactly the listed version of the drop to the run's own input key; if it was
+        replaced or removed since it was listed, ingest finds no copy and fails the run, saying
+        so (a replacement is a drop of its own)."""
         if self.store.exists(target):
-            return target  # copied before a restart
+            return  # copied before a restart
         try:
             self.store.copy(item.key, target, if_match=item.etag)
         except (Conflict, NotFound):
-            log.warning("%s changed before run %s kept a copy", visible(item.key), run_id)
-            return None
-        return target
+            log.warning("%s changed before its run kept a copy", visible(item.key))
+
+    def _metadata(self, item: ObjectInfo) -> dict[str, str]:
+        """The listed version's metadata (its run's options); none if that version is gone."""
+        try:
+            return self.store.metadata(item.key, if_match=item.etag)
+        except (Conflict, NotFound):
+            return {}
 
     def _reject(
         self, item: ObjectInfo, entry: str, error: DataError, *, pipeline: str | None
