@@ -3,6 +3,7 @@
 incoming/<pipeline>/<file>                      drop zone: a new object starts a run
 pipelines/<pipeline>.yaml                       pipeline spec (optional; defaults are inferred)
 runs/<run_id>/run.json                          what started the run: source, spec snapshot, options
+runs/<run_id>/input/<file>                      the run's own copy of the drop, taken when seen
 runs/<run_id>/<stage>/<name>                    the stage's artifacts (Parquet for tables)
 runs/<run_id>/<stage>/heartbeat.json            the stage's last sign of life while it works
 runs/<run_id>/<stage>/status.json               written last: state, times, outputs, metrics, error
@@ -11,6 +12,7 @@ models/<pipeline>/versions/<version>/<name>     version.json, model.skops, model
 models/<pipeline>/aliases/<alias>.json          pointer (production, ...), moved by CAS
 models/<pipeline>/aliases/history/<alias>/<id>.json   append-only record of every alias move
 quarantine/<pipeline>/<run_id>/<file>           rejected inputs, with reason.json beside them
+quarantine/_unrouted/<run_id>/reason.json       a drop no pipeline can take (bad or no folder)
 datasets/<pipeline>/<id>.json                   first run of each (content, spec): duplicate drops
 cache/<stage>/<key>.json                        step cache: whose outputs a step can reuse
 batch/<pipeline>/<file>                         batch scoring drop zone
@@ -28,6 +30,7 @@ DATASETS = "datasets/"
 CACHE = "cache/"
 BATCH = "batch/"
 PREDICTIONS = "predictions/"
+UNROUTED = "_unrouted"
 
 
 def drop_key(pipeline: str, name: str) -> str:
@@ -43,6 +46,12 @@ def spec_key(pipeline: str) -> str:
 def run_key(run_id: str, name: str = "run.json") -> str:
     """The key of a file directly under the run."""
     return f"{RUNS}{run_id}/{name}"
+
+
+def input_key(run_id: str, name: str) -> str:
+    """The run's own copy of the dropped file: what ingest reads, whatever lands at the drop's key
+    later."""
+    return run_key(run_id, f"input/{name}")
 
 
 def stage_key(run_id: str, stage: str, name: str) -> str:
@@ -93,6 +102,12 @@ def history_key(pipeline: str, alias: str, move_id: str) -> str:
 def quarantine_key(pipeline: str, run_id: str, name: str) -> str:
     """Where a rejected run's input (and reason.json) is kept."""
     return f"{QUARANTINE}{pipeline}/{run_id}/{name}"
+
+
+def rejected_key(pipeline: str | None, run_id: str, name: str = "reason.json") -> str:
+    """Where the watcher records a drop it could not start a run for (no pipeline: `_unrouted`,
+    which no pipeline name can be: names start with a letter or digit)."""
+    return quarantine_key(pipeline or UNROUTED, run_id, name)
 
 
 def dataset_key(pipeline: str, dataset: str) -> str:

@@ -20,9 +20,11 @@ def create_run(
     source: dict[str, Any],
     spec_text: str | None,
     options: dict[str, Any] | None = None,
+    rejected: str | None = None,
 ) -> dict[str, Any]:
-    """Write `run.json` once; a second call for the same id keeps the first record."""
-    record = {
+    """Write `run.json` once; a second call for the same id keeps the first record. A run
+    `rejected` with a reason is a drop the watcher could not start (it ends as it is written)."""
+    record: dict[str, Any] = {
         "run_id": run_id,
         "pipeline": pipeline,
         "created": now(),
@@ -30,6 +32,8 @@ def create_run(
         "spec": spec_text,
         "options": options or {},
     }
+    if rejected is not None:
+        record["rejected"] = rejected
     try:
         store.put_json(run_key(run_id), record, if_none_match=True)
     except Conflict:
@@ -86,15 +90,21 @@ def _state(stages: list[dict[str, Any]], *, ended: bool) -> str:
 def describe_run(store: Store, run_id: str) -> dict[str, Any]:
     """The run as users see it: state, error, per-stage states and the headline results."""
     record = read_run(store, run_id)
-    statuses = {stage: read_status(store, run_id, stage) for stage in STAGES}
+    rejected = record.get("rejected")
+    statuses = {stage: None if rejected else read_status(store, run_id, stage) for stage in STAGES}
     duplicate_of = (statuses["ingest"] or {}).get("duplicate_of")
-    stages = [_stage_view(s, statuses[s], skipped=bool(duplicate_of)) for s in STAGES]
+    skipped = bool(duplicate_of or rejected)
+    stages = [_stage_view(s, statuses[s], skipped=skipped) for s in STAGES]
+    ended = skipped or stages[-1]["state"] == "succeeded"
     failed = next((s for s in stages if s["state"] == "failed"), None)
+    error = f"{failed['stage']}: {failed['error']}" if failed else None
     view: dict[str, Any] = {
         "run_id": run_id,
         "pipeline": record["pipeline"],
-        "state": _state(stages, ended=bool(duplicate_of) or stages[-1]["state"] == "succeeded"),
-        "error": f"{failed['stage']}: {failed['error']}" if failed else None,
+        "state": "failed"
+        if rejected
+        else _state(stages, ended=ended or stages[-1]["state"] == "succeeded"),
+        "error": f"not started: {rejected}" if rejected else error,
         "created": record["created"],
         "source": record["source"]["key"],
         "options": record.get("options", {}),

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 TASKS = ("classification", "regression")
 DEFAULT_METRIC = {"classification": "f1_macro", "regression": "rmse"}
 
+
 def _skm() -> ModuleType:
     """scikit-learn's metrics, imported when a metric is computed: the CLI and the prediction
     service read this table's names, and importing scikit-learn costs them seconds."""

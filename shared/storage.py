@@ -25,12 +25,13 @@ if TYPE_CHECKING:  # pandas is imported where frames are read: serving never nee
 P = ParamSpec("P")
 R = TypeVar("R")
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Matched against the whole name (fullmatch): `$` alone would let a trailing newline through.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 def check_name(name: str, *, what: str = "pipeline") -> str:
     """Return `name` if it is safe as one path segment of an object key, else raise DataError."""
-    if not NAME_PATTERN.match(name) or ".." in name:
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise DataError(
             f"{what} name {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
             "(at most 100, starting with a letter or digit)",
@@ -111,9 +112,11 @@ class Store:
             self.client.create_bucket(Bucket=self.bucket)
 
     @_translate
-    def get_bytes(self, key: str) -> bytes:
-        """The object's content; NotFound when it is missing."""
-        return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+    def get_bytes(self, key: str, *, if_match: str | None = None) -> bytes:
+        """The object's content; NotFound when it is missing, Conflict when its ETag is not
+        `if_match`."""
+        extra = {"IfMatch": if_match} if if_match is not None else {}
+        return bytes(self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read())
 
     @_translate
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
@@ -141,9 +144,11 @@ class Store:
         return True
 
     @_translate
-    def metadata(self, key: str) -> dict[str, str]:
-        """The object's user metadata (`x-amz-meta-*`), keys lower-case."""
-        response = self.client.head_object(Bucket=self.bucket, Key=key)
+    def metadata(self, key: str, *, if_match: str | None = None) -> dict[str, str]:
+        """The object's user metadata (`x-amz-meta-*`), keys lower-case; Conflict when its ETag
+        is not `if_match`."""
+        extra = {"IfMatch": if_match} if if_match is not None else {}
+        response = self.client.head_object(Bucket=self.bucket, Key=key, **extra)
         return {k.lower(): v for k, v in response.get("Metadata", {}).items()}
 
     @_translate
@@ -190,10 +195,15 @@ class Store:
         return self.put_bytes(key, buffer.getvalue(), content_type="application/vnd.apache.parquet")
 
     @_translate
-    def copy(self, source: str, target: str) -> None:
-        """Copy one object to another key in the same bucket."""
+    def copy(self, source: str, target: str, *, if_match: str | None = None) -> None:
+        """Copy one object to another key in the same bucket; Conflict when the source's ETag is
+        not `if_match` (it was replaced since it was listed)."""
+        extra = {"CopySourceIfMatch": if_match} if if_match is not None else {}
         self.client.copy_object(
-            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+            Bucket=self.bucket,
+            Key=target,
+            CopySource={"Bucket": self.bucket, "Key": source},
+            **extra,
         )
 
     @_translate

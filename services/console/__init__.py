@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 
 from services.console.api import api
 from services.console.auth import bp as auth_bp
@@ -16,8 +18,18 @@ from services.console.views_start import start_bp
 from shared.client.runlist import RunCache
 from shared.config import Settings, load_settings
 from shared.storage import Store
+from shared.text import visible
 
 READERS = 8  # parallel bucket reads per request; boto3's pool holds ten connections
+
+
+def shown(value: Any) -> Any:
+    """What a template prints for a value: users' text with control and direction-changing
+    characters written as escapes (HTML escaping leaves U+202E as it is); markup built here
+    as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value, keep="\n\t")
+    return value
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
@@ -29,6 +41,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.config["TRUSTED_HOSTS"] = settings.console_hosts()  # any other Host header gets a 400
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.jinja_env.autoescape = True  # every template, whatever its name, escapes what it shows
+    app.jinja_env.finalize = shown  # and shows hidden characters of users' text as escapes
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.store"] = store
     app.extensions["cauce.pool"] = ThreadPoolExecutor(READERS, thread_name_prefix="console-read")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import NotFound
+from shared.errors import DataError, NotFound
 from shared.layout import INCOMING, PIPELINES, aliases_prefix, stage_key
 from shared.registry import alias_history, list_pipelines, list_versions, serving_runtime
 from shared.runs import describe_run, read_run, read_status
@@ -79,4 +79,12 @@ def known_pipelines(store: Store) -> list[str]:
         name = item.key[len(PIPELINES) :]
         if name.endswith(".yaml") and "/" not in name:
             names.add(name[: -len(".yaml")])
-    return sorted(names)
+    return sorted(name for name in names if _valid(name))  # incoming/ may hold any folder
+
+
+def _valid(name: str) -> bool:
+    try:
+        check_name(name)
+    except DataError:
+        return False
+    return True

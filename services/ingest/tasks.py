@@ -23,12 +23,13 @@ from shared.results import Ingested
 from shared.runs import describe_run
 from shared.spec import parse_spec, resolve_spec
 from shared.stage import create_stage_worker
+from shared.text import visible
 
 
 def ingest(ctx: StageContext) -> Ingested:
     """Turn the dropped file into a checked Parquet table with a schema, profile and spec."""
     source = ctx.run["source"]["key"]
-    data = _download(ctx, source)
+    data = _download(ctx)
     sha256 = hashlib.sha256(data).hexdigest()
     earlier = claim_dataset(ctx, sha256)
     if earlier is not None:
@@ -100,13 +101,25 @@ def claim_dataset(ctx: StageContext, sha256: str) -> str | None:
     return None
 
 
-def _download(ctx: StageContext, source: str) -> bytes:
+def _download(ctx: StageContext) -> bytes:
+    """Exactly the bytes that started the run: its own copy, taken when the drop was seen (or,
+    for a run recorded before runs kept one, the dropped object if its ETag has not changed)."""
+    source = ctx.run["source"]
+    key, etag = _input(ctx)
     try:
-        size = ctx.store.head(source).size
-    except NotFound as exc:
+        size = ctx.store.head(key).size if key else None
+    except NotFound:
+        size = None
+    if size is None and "input" in source:
         raise DataError(
-            f"the dropped file {source} is no longer in the bucket; drop it again"
-        ) from exc
+            f"the dropped file {visible(source['key'])} was replaced or removed before this run "
+            "could keep a copy; a file put there since has a run of its own",
+            field="file",
+        )
+    if size is None:
+        raise DataError(
+            f"the dropped file {visible(source['key'])} is no longer in the bucket; drop it again"
+        )
     limit = ctx.settings.max_upload_bytes
     if size > limit:
         raise DataError(
@@ -114,16 +127,36 @@ def _download(ctx: StageContext, source: str) -> bytes:
             "CAUCE_MAX_UPLOAD_BYTES",
             field="file",
         )
-    return ctx.store.get_bytes(source)
+    try:
+        return ctx.store.get_bytes(str(key), if_match=etag)
+    except Conflict as exc:
+        raise DataError(
+            f"the dropped file {visible(source['key'])} was replaced after this run started; "
+            "the new file has a run of its own",
+            field="file",
+        ) from exc
+
+
+def _input(ctx: StageContext) -> tuple[str | None, str | None]:
+    """The key this run reads its input from, and the ETag it must have (None: any)."""
+    source = ctx.run["source"]
+    if "input" in source:
+        return source["input"], None
+    return source["key"], source.get("etag")
 
 
 def quarantine(ctx: StageContext, error: DataError) -> None:
     """Keep a copy of a rejected file, with the reason, under `quarantine/<pipeline>/<run_id>/`."""
     source = ctx.run["source"]["key"]
+    key, etag = _input(ctx)
+    target = quarantine_key(ctx.pipeline, ctx.run_id, source.rsplit("/", 1)[-1])
     try:
-        ctx.store.copy(source, quarantine_key(ctx.pipeline, ctx.run_id, source.rsplit("/", 1)[-1]))
-    except NotFound:
-        ctx.log.warning("nothing to quarantine: %s is gone", source)
+        if key is not None:
+            ctx.store.copy(key, target, if_match=etag)
+    except (NotFound, Conflict):
+        key = None
+    if key is None:
+        ctx.log.warning("nothing to quarantine: the input of %s is gone", visible(source))
     ctx.store.put_json(
         quarantine_key(ctx.pipeline, ctx.run_id, "reason.json"),
         {"source": source, "error": str(error), "field": error.field, "run_id": ctx.run_id},

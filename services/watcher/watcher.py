@@ -11,34 +11,25 @@ import uuid
 import redis
 from celery import Celery
 
+from services.watcher.drops import folder_of, pipeline_of, route, run_options, source_of
 from services.watcher.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
-from shared.errors import CauceError, DataError, NotFound
+from shared.errors import CauceError, Conflict, DataError, NotFound
 from shared.ids import new_run_id, now
-from shared.layout import BATCH, INCOMING, job_key, spec_key
+from shared.layout import BATCH, INCOMING, input_key, job_key, rejected_key, spec_key
 from shared.messages import RunStage, ScoreFile
 from shared.messaging import create_celery, send
 from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
-from shared.storage import ObjectInfo, Store, check_name
+from shared.storage import ObjectInfo, Store
+from shared.text import visible
 
 log = logging.getLogger(__name__)
 
 LOCK = "cauce:watcher:lock"
 # Batch prediction (issue 7): a file under batch/<pipeline>/ becomes one batch.run job.
 BATCH_LEDGER = "cauce:ledger:batch"
-
-
-def pipeline_of(key: str, prefix: str = INCOMING) -> str | None:
-    """The pipeline a dropped key belongs to, or None for keys that are not drops."""
-    parts = key[len(prefix) :].split("/")
-    if len(parts) < 2 or not parts[-1] or parts[-1].startswith("."):
-        return None  # a folder marker, a hidden file or a file directly under incoming/
-    try:
-        return check_name(parts[0])
-    except DataError:
-        log.warning("ignoring %s: %r is not a valid pipeline name", key, parts[0])
-        return None
+COPY_LIMIT = 5 * 1024**3  # the largest object one S3 CopyObject may copy
 
 
 class Watcher:
@@ -57,7 +48,11 @@ class Watcher:
             entry = f"{item.key}|{item.etag}|{item.modified}"
             if entry in self.seen:
                 continue
-            pipeline = pipeline_of(item.key)
+            try:
+                pipeline = route(item.key)
+            except DataError as exc:
+                self._reject(item, entry, exc, pipeline=folder_of(item.key))
+                pipeline = None
             run_id = self._start(item, entry, pipeline) if pipeline else None
             if run_id is not None:
                 started.append(run_id)
@@ -89,32 +84,80 @@ class Watcher:
             jobs.append(job_id)
         return jobs
 
-    def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
-        """Start the run for one drop unless the ledger shows it was started already."""
+    def _claim(self, entry: str) -> str | None:
+        """The run id of a drop, claimed in the ledger; None if that run was started already."""
         self.broker.hsetnx(LEDGER, entry, new_run_id())
         claimed = self.broker.hget(LEDGER, entry)
         run_id = claimed.decode() if isinstance(claimed, bytes) else str(claimed)
-        if self.broker.sismember(SENT, run_id):
+        return None if self.broker.sismember(SENT, run_id) else run_id
+
+    def _start(self, item: ObjectInfo, entry: str, pipeline: str) -> str | None:
+        """Start the run for one drop unless the ledger shows it was started already."""
+        run_id = self._claim(entry)
+        if run_id is None:
             return None
-        # Claimed but maybe not started (a watcher died here): both steps below are idempotent.
+        # Claimed but maybe not started (a watcher died here): every step below is idempotent.
+        # run.json first, so the run's folder never shows without it; then the run's own copy.
+        target = input_key(run_id, item.key.rsplit("/", 1)[-1])
+        # Over S3's limit of one copy, ingest reads the drop itself if its ETag is unchanged.
+        kept = target if item.size <= COPY_LIMIT else None
         create_run(
             self.store,
-            options=run_options(self.store.metadata(item.key)),
+            options=run_options(self._metadata(item)),
             run_id=run_id,
             pipeline=pipeline,
             spec_text=self._spec(pipeline),
-            source={
-                "key": item.key,
-                "etag": item.etag,
-                "size": item.size,
-                "modified": item.modified,
-            },
+            source={**source_of(item), **({"input": kept} if kept else {})},
         )
+        if kept:
+            self._keep(item, kept)
         message = RunStage(run_id=run_id, pipeline=pipeline)
         send(self.app, TASKS[STAGES[0]], message, queue=STAGES[0])
         self.broker.sadd(SENT, run_id)
         log.info("run %s started for %s", run_id, item.key)
         return run_id
+
+    def _keep(self, item: ObjectInfo, target: str) -> None:
+        """Copy exactly the listed version of the drop to the run's own input key; if it was
+        replaced or removed since it was listed, ingest finds no copy and fails the run, saying
+        so (a replacement is a drop of its own)."""
+        if self.store.exists(target):
+            return  # copied before a restart
+        try:
+            self.store.copy(item.key, target, if_match=item.etag)
+        except (Conflict, NotFound):
+            log.warning("%s changed before its run kept a copy", visible(item.key))
+
+    def _metadata(self, item: ObjectInfo) -> dict[str, str]:
+        """The listed version's metadata (its run's options); none if that version is gone."""
+        try:
+            return self.store.metadata(item.key, if_match=item.etag)
+        except (Conflict, NotFound):
+            return {}
+
+    def _reject(
+        self, item: ObjectInfo, entry: str, error: DataError, *, pipeline: str | None
+    ) -> None:
+        """Record a drop no pipeline can take as a failed run, with its reason in quarantine; the
+        file stays where it was dropped."""
+        run_id = self._claim(entry)
+        if run_id is None:
+            return
+        reason = str(error)
+        create_run(
+            self.store,
+            run_id=run_id,
+            pipeline=pipeline or "",
+            spec_text=None,
+            source=source_of(item),
+            rejected=reason,
+        )
+        self.store.put_json(
+            rejected_key(pipeline, run_id),
+            {"source": item.key, "etag": item.etag, "error": reason, "run_id": run_id},
+        )
+        self.broker.sadd(SENT, run_id)
+        log.warning("run %s rejected %s: %s", run_id, visible(item.key), reason)
 
     def _spec(self, pipeline: str) -> str | None:
         """The pipeline's spec text at the moment of the drop (snapshotted into the run)."""
@@ -122,14 +165,6 @@ class Watcher:
             return self.store.get_bytes(spec_key(pipeline)).decode("utf-8", "replace")
         except NotFound:
             return None
-
-
-def run_options(metadata: dict[str, str]) -> dict[str, bool]:
-    """Options a drop carries as object metadata (`cauce submit --no-cache/--force` sets them)."""
-    return {
-        "cache": metadata.get("cauce-cache", "true").lower() != "false",
-        "force": metadata.get("cauce-force", "false").lower() == "true",
-    }
 
 
 def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:

@@ -33,6 +33,7 @@ from shared.runs import describe_run
 from shared.spec import parse_spec
 from shared.stack import local as stack
 from shared.storage import Store, check_name
+from shared.text import visible
 
 
 def _settings() -> Settings:
@@ -285,7 +286,7 @@ def runs(
         _emit(views)
     else:
         for view in views:
-            click.echo(run_summary(view))
+            click.echo(visible(run_summary(view)))
     if page.next_before is not None:
         click.echo(f"older runs: cauce runs --before {page.next_before}", err=True)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared.text import visible
+
 
 def run_lines(view: dict[str, Any]) -> list[str]:
     """A run as lines: header, stages, best trials, metrics, gate and model."""
@@ -30,7 +32,7 @@ def run_lines(view: dict[str, Any]) -> list[str]:
         lines.append(f"  gate: {verdict} ({view['gate']['reason']})")
     if view.get("model_version"):
         lines.append(f"  model: v{view['model_version']}{_production(view)}")
-    return lines
+    return [visible(line) for line in lines]
 
 
 def run_summary(view: dict[str, Any]) -> str:
@@ -39,7 +41,7 @@ def run_summary(view: dict[str, Any]) -> str:
     seconds = [s["seconds"] for s in view["stages"] if s["seconds"] is not None]
     took = f"{sum(seconds):.1f}s" if seconds else ""
     return (
-        f"{view['run_id']}  {created:<19}  {view['pipeline']:<16} {view['state']:<10} "
+        f"{view['run_id']}  {created:<19}  {view['pipeline'] or '-':<16} {view['state']:<10} "
         f"{took:>8}  {outcome(view)}"
     )
 

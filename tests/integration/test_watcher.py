@@ -34,9 +34,11 @@ def test_each_drop_starts_exactly_one_run(settings: Settings, store: Store) -> N
     assert watcher.scan() == []
     restarted = _watcher(settings, store)  # a new process: same ledger, nothing new
     assert restarted.scan() == []
-    runs = list_runs(store)
-    assert sorted(r["source"] for r in runs) == ["incoming/churn/a.csv", "incoming/churn/b.csv"]
-    assert all(r["pipeline"] == "churn" and r["state"] == "queued" for r in runs)
+    runs = {r["source"]: r for r in list_runs(store)}
+    stray = runs.pop("incoming/stray.csv")  # no pipeline: recorded as a run that failed at once
+    assert stray["state"] == "failed" and "move it to incoming/<pipeline>/" in stray["error"]
+    assert sorted(runs) == ["incoming/churn/a.csv", "incoming/churn/b.csv"]
+    assert all(r["pipeline"] == "churn" and r["state"] == "queued" for r in runs.values())
     assert _queued(settings) == 2
 
 
