@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import wraps
@@ -207,9 +208,15 @@ class Store:
         )
 
     @_translate
-    def download(self, key: str, path: Path) -> None:
-        """Stream an object to a local file (large objects never sit in memory whole)."""
-        self.client.download_file(self.bucket, key, str(path))
+    def download(self, key: str, path: Path, *, if_match: str | None = None) -> None:
+        """Stream an object to a local file (large objects never sit in memory whole); with
+        `if_match`, exactly that version of it in one GET, Conflict when it was replaced."""
+        if if_match is None:
+            self.client.download_file(self.bucket, key, str(path))
+            return
+        response = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=if_match)
+        with open(path, "wb") as out:
+            shutil.copyfileobj(response["Body"], out, 1 << 20)
 
     @_translate
     def upload(self, path: Path, key: str) -> None:

@@ -16,7 +16,7 @@ from shared.artifacts import load_model
 from shared.columns import CompiledSignature
 from shared.config import Settings, load_settings
 from shared.context import RunLog
-from shared.errors import DataError, NotFound
+from shared.errors import Conflict, DataError, NotFound
 from shared.ids import now
 from shared.layout import job_key
 from shared.messages import ScoreFile
@@ -64,7 +64,8 @@ def run_job(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
     def fail(failure: Failure) -> None:
         status.update(base, state="failed", error=failure.error, field=failure.field)
 
-    scored = settle(lambda: _score(store, settings, job), fail=fail, log=job_log(job))
+    etag = queued.get("etag")
+    scored = settle(lambda: _score(store, settings, job, etag), fail=fail, log=job_log(job))
     if scored is not None:
         status.update({**base, **scored, "state": "succeeded"})
     status.update(finished=now(), seconds=round(time.perf_counter() - clock, 3))
@@ -77,7 +78,7 @@ def job_log(job: ScoreFile) -> RunLog:
     return RunLog(log, {"job_id": job.job_id, "pipeline": job.pipeline})
 
 
-def _score(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
+def _score(store: Store, settings: Settings, job: ScoreFile, etag: str | None) -> dict[str, Any]:
     version, model = production_model(
         store,
         job.pipeline,
@@ -88,7 +89,14 @@ def _score(store: Store, settings: Settings, job: ScoreFile) -> dict[str, Any]:
     output = job_key(job.pipeline, job.job_id, f"{PurePosixPath(name).stem}.predictions.csv")
     with tempfile.TemporaryDirectory(prefix="cauce-batch-") as tmp:
         source, target = Path(tmp) / name, Path(tmp) / "out.csv"
-        store.download(job.key, source)
+        try:  # exactly the upload this job was queued for
+            store.download(job.key, source, if_match=etag)
+        except Conflict:
+            raise DataError(
+                f"{job.key} was replaced after this job was queued; the new file has a job of "
+                "its own",
+                field="file",
+            ) from None
         counts = score_file(model, source, target, rows=settings.batch_chunk_rows)
         store.upload(target, output)
     return {"model_version": version, "runtime": model.scorer.runtime, "output": output, **counts}

@@ -66,3 +66,23 @@ def test_a_job_that_crashes_fails_with_an_internal_error(settings: Settings, sto
     stored = store.get_json(job_key("iris", JOB))
     assert (stored["state"], stored["error"]) == ("failed", status["error"])
     assert stored["finished"] >= stored["started"]
+
+
+def test_a_job_scores_the_upload_it_was_queued_for_or_fails_saying_it_was_replaced(
+    settings: Settings, store: Store
+) -> None:
+    """Two files put at one key: the first's job never scores the second's rows."""
+    X, _ = iris_frame()
+    deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
+    first = _drop(store, "rows.csv", X.head(3).to_csv(index=False))
+    etag = store.head(first.key).etag
+    store.put_json(job_key("iris", JOB), {"state": "queued", "etag": etag})
+    store.put_bytes(first.key, X.head(5).to_csv(index=False).encode())  # replaced since
+    status = run_job(store, settings, first)
+    assert status["state"] == "failed" and status["field"] == "file", status
+    assert "was replaced after this job was queued" in status["error"]
+
+    second = ScoreFile(job_id=JOB.replace("AA", "DD"), pipeline="iris", key=first.key)
+    now_etag = store.head(first.key).etag
+    store.put_json(job_key("iris", second.job_id), {"state": "queued", "etag": now_etag})
+    assert run_job(store, settings, second)["rows"] == 5
