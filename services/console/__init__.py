@@ -26,9 +26,10 @@ READERS = 8  # parallel bucket reads per request; boto3's pool holds ten connect
 def shown(value: Any) -> Any:
     """What a template prints for a value: users' text with control and direction-changing
     characters written as escapes (HTML escaping leaves U+202E as it is); markup built here
-    as it is."""
+    as it is. Line breaks and tabs stay: a browser sends a textarea's lines back as CRLF, and a
+    form shown again after a refusal must send back what the user wrote."""
     if isinstance(value, str) and not isinstance(value, Markup):
-        return visible(value, keep="\n\t")
+        return visible(value, keep="\r\n\t")
     return value
 
 
