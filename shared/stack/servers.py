@@ -133,7 +133,7 @@ def weed_binary() -> str:
 def weed_argv(*, s3_port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
     """`weed mini` with its S3 port fixed and every internal port on loopback: free ports chosen
     once per data folder and kept, so a restart over the same data finds its own addresses."""
-    ports = _internal_ports(data_dir)
+    ports = _internal_ports(data_dir, taken={s3_port, s3_port + 10000})
     return [
         weed_binary(),
         "mini",
@@ -155,15 +155,24 @@ def weed_argv(*, s3_port: int, data_dir: Path, host: str = "127.0.0.1") -> list[
     ]
 
 
-def _internal_ports(data_dir: Path) -> dict[str, int]:
+def _internal_ports(data_dir: Path, *, taken: set[int]) -> dict[str, int]:
+    """The ports kept for this data folder, if each (and its gRPC port) is free and none is one
+    of `taken` (the S3 ports: a restart on new ports may have drawn a kept one); else new ones."""
     saved = data_dir / "cauce-ports.json"
     try:
         ports = {name: int(port) for name, port in json.loads(saved.read_text()).items()}
-        if all(port_is_free(p) and port_is_free(p + 10000) for p in ports.values()):
+        wanted = [q for p in ports.values() for q in (p, p + 10000)]
+        if not taken & set(wanted) and all(port_is_free(q) for q in wanted) and _reserve(wanted):
+            _handed_out.update(wanted)
             return ports
     except (OSError, ValueError):
         pass
-    ports = {name: free_port(also_free_at=10000) for name in ("master", "volume", "filer", "admin")}
+    ports = {}
+    for name in ("master", "volume", "filer", "admin"):
+        port = free_port(also_free_at=10000)
+        while port in taken or port + 10000 in taken:
+            port = free_port(also_free_at=10000)
+        ports[name] = port
     data_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(ports))
     return ports

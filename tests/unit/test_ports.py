@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from shared.stack.servers import free_port, port_is_free
+from shared.stack.servers import free_port, port_is_free, weed_argv
 
 
 def _ephemeral_start() -> int:
@@ -60,3 +61,23 @@ def test_processes_choosing_ports_at_once_are_never_handed_the_same_one() -> Non
         holder.wait(timeout=30)
     assert len(held) == len(drawn) == 2000
     assert held.isdisjoint(drawn)
+
+
+def test_weed_never_reuses_a_kept_internal_port_that_is_now_the_s3_port(tmp_path: Path) -> None:
+    """A stack started again on new ports: the S3 port drawn may be one that the data folder
+    kept for the filer, and weed would then fail to bind it, again and again."""
+    data = tmp_path / "s3"
+    data.mkdir()
+    kept = {"master": 21001, "volume": 21002, "filer": 21003, "admin": 21004}
+    (data / "cauce-ports.json").write_text(json.dumps(kept))
+    argv = weed_argv(s3_port=21003, data_dir=data)
+    ports = {arg.split("=")[0]: int(arg.split("=")[1]) for arg in argv if ".port=" in arg}
+    assert ports["-s3.port"] == 21003
+    internal = [ports[f"-{name}.port"] for name in kept]
+    assert 21003 not in internal and 21003 not in [p + 10000 for p in internal]
+    assert json.loads((data / "cauce-ports.json").read_text())["filer"] != 21003
+
+    again = weed_argv(s3_port=free_port(also_free_at=10000), data_dir=data)
+    assert [a for a in again if ".port=" in a and "s3" not in a] == [
+        a for a in argv if ".port=" in a and "s3" not in a
+    ]  # with no clash, the kept ports are kept
