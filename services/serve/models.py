@@ -144,6 +144,15 @@ class ModelCache:
         """A consistent snapshot of every loaded model."""
         return dict(self._models)
 
+    def listed(self) -> dict[str, LoadedModel]:
+        """Every deployed model, for a listing: the registry is read first (at most once a
+        RECHECK_SECONDS), so every worker lists a model as soon as any worker serves it."""
+        started = time.monotonic()
+        if self._reachable and started - self._listed >= RECHECK_SECONDS:
+            self._listed = started
+            self.refresh()
+        return self.models()
+
     def status(self) -> dict[str, Any]:
         """Readiness: the registry was reached and every deployed pipeline has its model."""
         models, deployed = self._models, self._deployed

@@ -47,7 +47,7 @@ def model_ready(pipeline: str) -> Response:
 @bp.get("/v2/models")
 @bp.get("/models")
 def listing() -> Response:
-    """Every model this replica serves."""
+    """Every deployed model, whichever worker takes the request."""
     models = [
         {
             "name": m.pipeline,
@@ -56,7 +56,7 @@ def listing() -> Response:
             "runtime": m.scorer.runtime,
             "loaded": m.loaded,
         }
-        for m in _cache().models().values()
+        for m in _cache().listed().values()
     ]
     return jsonify({"models": models})
 

@@ -123,6 +123,12 @@ def reports(url: str, path: str) -> bool:
     return requests.get(url + path, headers={"Connection": "close"}, timeout=10).ok
 
 
+def listing(url: str) -> list[str]:
+    """The pipelines /v2/models names, asked over a fresh connection."""
+    answer = requests.get(url + "/v2/models", headers={"Connection": "close"}, timeout=10)
+    return [model["name"] for model in answer.json()["models"]]
+
+
 def total_requests(url: str) -> float:
     """The prediction requests /metrics counts, summed over workers."""
     lines = requests.get(url + "/metrics", timeout=10).text.splitlines()
@@ -270,6 +276,9 @@ def test_a_model_one_worker_reports_served_answers_on_every_worker(
             run_id="r2",
         )
         wait_until(lambda: reports(url, "/v2/models/roses"), "roses was never served", log, 30)
+        with ThreadPoolExecutor(4) as pool:  # a listing names it, whichever worker answers
+            listed = list(pool.map(lambda _: listing(url), range(40)))
+        assert all("roses" in names for names in listed), listed
         answers = infer_many(url, "/v2/models/roses/infer", 100)
         assert answers == Counter({(200, "1", "1"): 100}), log.read_text()[-3000:]
         assert answering(pids, metrics_dir) == pids, "the requests did not reach both workers"
