@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     watch_poll_seconds: float = Field(default=1.0, gt=0)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     max_request_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # A request body that stops arriving for this long is answered 408 (services and console).
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
     # Rows x columns a Parquet file may declare (its metadata is read first): a few KB of
     # Parquet can hold millions of repeated rows, which gzip's byte limit would not see.
     max_table_cells: int = Field(default=50_000_000, gt=0)

@@ -1,28 +1,32 @@
-"""`python -m services.console`: the console on Werkzeug's threaded server."""
+"""`python -m services.console`: the console under granian, one worker process (see wsgi.py).
+For debugging, Flask's own server: `flask --app services.console:create_app run`."""
 
 from __future__ import annotations
 
-import logging
+import sys
 
-from werkzeug.serving import run_simple
-
-from services.console import create_app
 from shared.config import load_settings
+from shared.errors import CauceError
+from shared.rsgi import exec_granian, granian_argv
+
+TARGET = "services.console.wsgi:served"
 
 
 def main() -> None:
-    """Serve on settings.console_host:console_port until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Replace this process with granian's master, which forks the console's worker."""
     settings = load_settings()
-    run_simple(
-        settings.console_host,
-        settings.console_port,
-        create_app(settings),
-        threaded=True,
-        use_reloader=False,
-        use_debugger=False,
+    argv = granian_argv(
+        TARGET,
+        host=settings.console_host,
+        port=settings.console_port,
+        workers=1,
+        grace_seconds=settings.shutdown_grace_seconds,
     )
+    exec_granian(argv)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CauceError as exc:
+        sys.exit(f"cauce console: {exc}")

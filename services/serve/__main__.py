@@ -8,7 +8,6 @@ CAUCE_SERVE_PORT. For debugging, Flask's own server: `flask --app services.serve
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import tempfile
@@ -16,8 +15,10 @@ from collections.abc import Mapping, MutableMapping
 
 from shared.config import Settings, load_settings
 from shared.errors import CauceError
+from shared.rsgi import exec_granian
+from shared.rsgi import granian_argv as shared_argv
 
-TARGET = "services.serve.wsgi:app"
+TARGET = "services.serve.wsgi:served"
 # Read once, when a worker loads the numeric libraries; create_app also caps them (threadpoolctl).
 ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -35,26 +36,14 @@ def worker_count(env: Mapping[str, str]) -> int:
 
 
 def granian_argv(settings: Settings, *, workers: int) -> list[str]:
-    """granian's command line: WSGI, one Python thread per worker, keep-alive, a deep backlog,
-    respawn of a crashed worker, no access log, and a stop that waits for requests in flight."""
-    # granian takes whole seconds, 1 to 1800.
-    grace = min(max(math.ceil(settings.shutdown_grace_seconds), 1), 1800)
-    # fmt: off
-    return [
-        sys.executable, "-m", "granian",
-        "--interface", "wsgi",
-        "--host", settings.serve_host,
-        "--port", str(settings.serve_port),
-        "--workers", str(workers),
-        "--blocking-threads", "1",
-        "--http1-keep-alive",
-        "--backlog", "2048",
-        "--workers-kill-timeout", str(grace),
-        "--respawn-failed-workers",
-        "--no-access-log",
+    """granian's command line for the prediction service (shared.rsgi.granian_argv)."""
+    return shared_argv(
         TARGET,
-    ]
-    # fmt: on
+        host=settings.serve_host,
+        port=settings.serve_port,
+        workers=workers,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
 
 
 def prepare_environment(env: MutableMapping[str, str]) -> None:
@@ -76,9 +65,8 @@ def main() -> None:
     prepare_environment(os.environ)
     # exec rather than granian's Python API: the master then holds no app and no numpy (this
     # process imported both with the package), and the workers it forks import them afresh,
-    # under the thread limits above. The pid stays the same for `cauce up`'s supervisor.
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)
+    # under the thread limits above.
+    exec_granian(argv)
 
 
 if __name__ == "__main__":
