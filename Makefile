@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning \
-	bench-serving bench-console test-containers clean
+	bench-serving bench-console bench-stalled test-containers clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -81,6 +81,10 @@ bench-serving: $(STAMP)
 
 bench-console: $(STAMP)
 	$(BIN)/python -m bench.console
+
+# Valid requests beside stalled bodies and idle connections (docs/reliability.md).
+bench-stalled: $(STAMP)
+	$(BIN)/python -m bench.stalled
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

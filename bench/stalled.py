@@ -102,20 +102,22 @@ def main() -> None:
             return requests.get(console, headers={"Connection": "close"}, timeout=5).status_code
 
         console_pid = next(int(p["pid"]) for p in status(settings.home) if p["name"] == "console")
+
+        def report(label: str, call: Callable[[], int], count: int) -> None:
+            line = summary(*timed(call, count))
+            print(f"{label}: {line}, console threads {threads(console_pid)}")
+
         timed(predict, 20)  # warm-up
-        print(f"machine: {machine()}")
-        print(f"predict alone: {summary(*timed(predict, args.requests))}")
-        with stalled(url, args.stalled, body=one):
-            print(f"predict, {args.stalled} stalled bodies: {summary(*timed(predict, args.requests))}")
         timed(page, 5)
-        print(f"console alone: {summary(*timed(page, args.requests // 4))}, threads {threads(console_pid)}")
+        print(f"machine: {machine()}")
+        report("predict alone", predict, args.requests)
+        with stalled(url, args.stalled, body=one):
+            report(f"predict, {args.stalled} stalled bodies", predict, args.requests)
+        report("console alone", page, args.requests // 4)
         with stalled(console, args.stalled, body=b"{}"):
-            print(
-                f"console, {args.stalled} stalled bodies: {summary(*timed(page, args.requests // 4))}"
-            )
+            report(f"console, {args.stalled} stalled bodies", page, args.requests // 4)
         with stalled(console, args.idle, body=None):
-            line = summary(*timed(page, args.requests // 4))
-            print(f"console, {args.idle} idle connections: {line}, threads {threads(console_pid)}")
+            report(f"console, {args.idle} idle connections", page, args.requests // 4)
 
 
 if __name__ == "__main__":
