@@ -1,6 +1,9 @@
 """Every key in the bucket, built here and nowhere else. The bucket map:
 
 incoming/<pipeline>/<file>                      drop zone: a new object starts a run
+incoming/<pipeline>/<dataset>/<part>            a multi-part dataset's parts: never a run alone
+incoming/<pipeline>/<dataset>/_SUCCESS          marker: every part in the folder, in name order
+incoming/<pipeline>/<dataset>/_manifest.json    marker: {"parts": [...]}, the parts named, in order
 pipelines/<pipeline>.yaml                       pipeline spec (optional; defaults are inferred)
 runs/<run_id>/run.json                          what started the run: source, spec snapshot, options
 runs/<run_id>/input/<file>                      the run's own copy of the drop, taken when seen
@@ -31,11 +34,29 @@ CACHE = "cache/"
 BATCH = "batch/"
 PREDICTIONS = "predictions/"
 UNROUTED = "_unrouted"
+SUCCESS_MARKER = "_SUCCESS"  # Spark's and Hadoop's "this folder is complete"
+MANIFEST_MARKER = "_manifest.json"
+MARKERS = (SUCCESS_MARKER, MANIFEST_MARKER)
 
 
 def drop_key(pipeline: str, name: str) -> str:
     """Where a dropped file lands: it starts a run of `pipeline`."""
     return f"{INCOMING}{pipeline}/{name}"
+
+
+def dataset_prefix(pipeline: str, dataset: str) -> str:
+    """The folder of a multi-part dataset: its parts, then its marker, land here."""
+    return f"{INCOMING}{pipeline}/{dataset}/"
+
+
+def folder_key(key: str) -> str:
+    """The folder (ending in '/') that holds the object at `key`."""
+    return key.rsplit("/", 1)[0] + "/"
+
+
+def part_key(folder: str, name: str) -> str:
+    """The key of the object called `name` directly in `folder` (a prefix ending in '/')."""
+    return f"{folder}{name}"
 
 
 def spec_key(pipeline: str) -> str:

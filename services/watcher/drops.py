@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from shared.errors import DataError
-from shared.layout import INCOMING
+from shared.layout import INCOMING, MARKERS
 from shared.storage import ObjectInfo, check_name
 from shared.text import has_hidden, visible
 
@@ -30,6 +30,12 @@ def route(key: str, prefix: str = INCOMING) -> str | None:
     except DataError as exc:
         message = f"{visible(key)}: {exc}; move the file to a pipeline's folder"
         raise DataError(message, field="pipeline") from None
+    if prefix == INCOMING and len(parts) == 2 and parts[1] in MARKERS:
+        raise DataError(
+            f"{visible(key)} marks a multi-part dataset, whose parts and marker go in a folder "
+            f"of their own: {visible(prefix)}{pipeline}/<dataset>/",
+            field="file",
+        )
     if has_hidden(key):
         raise DataError(
             f"the name of {visible(key)} holds control or direction-changing characters; "

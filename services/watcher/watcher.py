@@ -12,11 +12,31 @@ import redis
 from celery import Celery
 
 from services.watcher.drops import folder_of, pipeline_of, route, run_options, source_of
+from services.watcher.parts import (
+    COPY_LIMIT,
+    MAX_MANIFEST_BYTES,
+    in_dataset,
+    is_marker,
+    is_part,
+    name_of,
+    parts_of,
+)
 from services.watcher.recovery import LEDGER, SENT, Recovery
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, Conflict, DataError, NotFound
 from shared.ids import new_run_id, now
-from shared.layout import BATCH, INCOMING, input_key, job_key, rejected_key, spec_key
+from shared.layout import (
+    BATCH,
+    INCOMING,
+    MANIFEST_MARKER,
+    MARKERS,
+    folder_key,
+    input_key,
+    job_key,
+    part_key,
+    rejected_key,
+    spec_key,
+)
 from shared.messages import RunStage, ScoreFile
 from shared.messaging import create_celery, send
 from shared.pipeline import STAGES, TASKS
@@ -29,7 +49,6 @@ log = logging.getLogger(__name__)
 LOCK = "cauce:watcher:lock"
 # Batch prediction (issue 7): a file under batch/<pipeline>/ becomes one batch.run job.
 BATCH_LEDGER = "cauce:ledger:batch"
-COPY_LIMIT = 5 * 1024**3  # the largest object one S3 CopyObject may copy
 
 
 class Watcher:
@@ -44,8 +63,24 @@ class Watcher:
     def scan(self) -> list[str]:
         """Look at `incoming/` once; return the ids of the runs started."""
         started = []
+        marked: set[str] = set()  # dataset folders holding a marker
+        parts: dict[str, int] = {}  # dataset folders: how many parts each holds
+        grown: set[str] = set()  # dataset folders with a part not seen before
         for item in self.store.list_objects(INCOMING):
             entry = f"{item.key}|{item.etag}|{item.modified}"
+            if in_dataset(item.key):  # a part alone is never a run: only a marker starts one
+                folder = folder_key(item.key)
+                if is_marker(item.key):
+                    marked.add(folder)
+                    if entry not in self.seen:
+                        run_id = self._start_dataset(item, entry, folder_of(item.key) or "")
+                        started += [run_id] if run_id else []
+                elif is_part(item.key):
+                    parts[folder] = parts.get(folder, 0) + 1
+                    if entry not in self.seen:
+                        grown.add(folder)
+                self.seen.add(entry)
+                continue
             if entry in self.seen:
                 continue
             try:
@@ -57,6 +92,13 @@ class Watcher:
             if run_id is not None:
                 started.append(run_id)
             self.seen.add(entry)
+        for folder in sorted(grown - marked):
+            log.info(
+                "%s holds %s part(s) and waits for %s: no run starts until a marker lands",
+                visible(folder),
+                parts[folder],
+                " or ".join(MARKERS),
+            )
         return started
 
     def scan_batch(self) -> list[str]:
@@ -116,6 +158,68 @@ class Watcher:
         self.broker.sadd(SENT, run_id)
         log.info("run %s started for %s", run_id, item.key)
         return run_id
+
+    def _start_dataset(self, marker: ObjectInfo, entry: str, pipeline: str) -> str | None:
+        """Start the one run of the multi-part dataset a marker completes, unless the ledger
+        shows it was started already; a dataset that cannot start is a failed run saying why."""
+        folder = folder_key(marker.key)
+        listing = list(self.store.list_objects(folder))  # every part landed before its marker
+        manifest = part_key(folder, MANIFEST_MARKER)
+        if marker.key != manifest and any(item.key == manifest for item in listing):
+            log.info("%s left aside: %s counts", visible(marker.key), visible(manifest))
+            return None
+        run_id = self._claim(entry)
+        if run_id is None:
+            return None
+        try:
+            parts = parts_of(marker, listing, self._manifest(marker))
+        except DataError as exc:
+            self._reject(marker, entry, exc, pipeline=pipeline)
+            return None
+        names = [name_of(part.key) for part in parts]
+        source = {
+            **source_of(marker),
+            "parts": [{"key": p.key, "etag": p.etag, "size": p.size} for p in parts],
+            "inputs": [input_key(run_id, name) for name in names],
+        }
+        record = create_run(
+            self.store,
+            options=run_options(self._metadata(marker)),
+            run_id=run_id,
+            pipeline=pipeline,
+            spec_text=self._spec(pipeline),
+            source=source,
+        )
+        # A run recorded before a restart keeps the parts it recorded, whatever the folder holds.
+        recorded = record["source"]
+        for part, target in zip(recorded["parts"], recorded["inputs"], strict=True):
+            self._keep(ObjectInfo(part["key"], part["etag"], part["size"]), target)
+        send(
+            self.app, TASKS[STAGES[0]], RunStage(run_id=run_id, pipeline=pipeline), queue=STAGES[0]
+        )
+        self.broker.sadd(SENT, run_id)
+        log.info("run %s started for %s (%s parts)", run_id, visible(marker.key), len(parts))
+        return run_id
+
+    def _manifest(self, marker: ObjectInfo) -> bytes | None:
+        """The listed version of a manifest marker's text (None for `_SUCCESS`); DataError when
+        it is too big or was replaced before it could be read."""
+        if name_of(marker.key) != MANIFEST_MARKER:
+            return None
+        if marker.size > MAX_MANIFEST_BYTES:
+            raise DataError(
+                f"{visible(marker.key)} is {marker.size} bytes; a manifest holds at most "
+                f"{MAX_MANIFEST_BYTES}",
+                field="dataset",
+            )
+        try:
+            return self.store.get_bytes(marker.key, if_match=marker.etag)
+        except (Conflict, NotFound):
+            raise DataError(
+                f"{visible(marker.key)} was replaced or removed before the watcher read it; "
+                "the version that replaced it starts its own run",
+                field="dataset",
+            ) from None
 
     def _keep(self, item: ObjectInfo, target: str) -> None:
         """Copy exactly the listed version of the drop to the run's own input key; if it was

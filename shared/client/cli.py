@@ -18,8 +18,10 @@ from shared.client.render import run_lines, run_summary
 from shared.client.runlist import Reader, RunCache, runs_page
 from shared.client.submit import (
     await_run_id,
+    dataset_files,
     find_batch_job,
     submit_batch,
+    submit_dataset,
     submit_file,
     wait_for_batch,
     wait_for_run,
@@ -154,8 +156,13 @@ def status(as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--pipeline", "-p", required=True, help="Pipeline name (incoming/<pipeline>/).")
+@click.option(
+    "--dataset",
+    help="Upload the files (or a folder's) as the parts of one dataset of this name "
+    "(incoming/<pipeline>/<dataset>/, then a manifest); a folder's name by default.",
+)
 @click.option("--target", help="Target column; written to pipelines/<pipeline>.yaml first.")
 @click.option("--no-cache", is_flag=True, help="Recompute every stage; reuse no cached step.")
 @click.option("--force", is_flag=True, help="Train even if this exact data was trained before.")
@@ -163,8 +170,9 @@ def status(as_json: bool) -> None:
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def submit(
-    file: Path,
+    files: tuple[Path, ...],
     pipeline: str,
+    dataset: str | None,
     target: str | None,
     no_cache: bool,
     force: bool,
@@ -172,11 +180,25 @@ def submit(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Upload FILE to the drop zone, which starts a run."""
+    """Upload FILE to the drop zone, which starts a run; several files, or a folder, are the
+    parts of one dataset, whose manifest (uploaded last) starts one run of them all."""
     store = _store()
-    upload = submit_file(
-        store, file, pipeline=pipeline, target=target, cache=not no_cache, force=force
-    )
+    parts, name = _parts(files, dataset)
+    if parts is None:
+        upload = submit_file(
+            store, files[0], pipeline=pipeline, target=target, cache=not no_cache, force=force
+        )
+    else:
+        upload = submit_dataset(
+            store,
+            parts,
+            pipeline=pipeline,
+            dataset=name,
+            target=target,
+            cache=not no_cache,
+            force=force,
+        )
+        click.echo(f"uploaded {len(parts)} parts", err=True)
     click.echo(f"uploaded s3://{store.bucket}/{upload['key']}", err=True)
     if not wait:
         return
@@ -186,6 +208,18 @@ def submit(
     _emit(view) if as_json else _print_run(view)
     if view["state"] != "succeeded":
         sys.exit(1)
+
+
+def _parts(files: tuple[Path, ...], dataset: str | None) -> tuple[list[Path] | None, str]:
+    """What `cauce submit` uploads: one file alone (None), or a dataset's parts and its name."""
+    folders = [path for path in files if path.is_dir()]
+    if folders and len(files) > 1:
+        raise click.UsageError("give one folder, or files: not both, nor several folders")
+    if folders:
+        return dataset_files(folders[0]), dataset or folders[0].resolve().name
+    if len(files) > 1 and dataset is None:
+        raise click.UsageError("several files are one dataset: name it with --dataset NAME")
+    return (list(files), dataset) if dataset is not None else (None, "")
 
 
 def _await_run_id(store: Store, upload: dict[str, Any], *, timeout: float) -> str:

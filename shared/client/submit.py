@@ -1,7 +1,9 @@
-"""Submitting a file: upload it to the drop zone and find the run the watcher starts for it."""
+"""Submitting a file or a multi-part dataset: upload it to the drop zone and find the run the
+watcher starts for it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -11,8 +13,18 @@ from typing import Any
 import yaml
 from ulid import ULID
 
-from shared.errors import NotFound
-from shared.layout import RUNS, batch_key, drop_key, job_key, jobs_prefix, spec_key
+from shared.errors import DataError, NotFound
+from shared.layout import (
+    MANIFEST_MARKER,
+    RUNS,
+    batch_key,
+    dataset_prefix,
+    drop_key,
+    job_key,
+    jobs_prefix,
+    part_key,
+    spec_key,
+)
 from shared.runs import describe_run, is_terminal, read_run
 from shared.spec import load_yaml
 from shared.storage import Store, check_name
@@ -38,6 +50,50 @@ def submit_file(
     options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
     store.put_bytes(key, path.read_bytes(), metadata=options)
     uploaded = store.head(key)  # same key and bytes as an earlier drop: the time tells them apart
+    return {"key": key, "etag": uploaded.etag, "modified": uploaded.modified, "after": started}
+
+
+def dataset_files(path: Path) -> list[Path]:
+    """The parts of a folder submitted as one dataset: its files in name order, leaving out
+    hidden ones and what Spark and Hadoop write beside parts (names starting with `.` or `_`)."""
+    return sorted(
+        (p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))),
+        key=lambda p: p.name,
+    )
+
+
+def submit_dataset(
+    store: Store,
+    paths: list[Path],
+    *,
+    pipeline: str,
+    dataset: str,
+    target: str | None = None,
+    cache: bool = True,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Upload `paths` as the parts of one dataset to `incoming/<pipeline>/<dataset>/`, then a
+    manifest naming them in order (last: it starts the run, and only of exactly these parts)."""
+    check_name(pipeline)
+    check_name(dataset, what="dataset")
+    if not paths:
+        raise DataError(f"dataset {dataset!r} has no parts to upload", field="dataset")
+    names = [check_name(path.name, what="file") for path in paths]
+    if len(set(names)) < len(names):
+        raise DataError("two parts have the same file name; rename one", field="file")
+    store.ensure_bucket()
+    if target is not None:
+        _set_target(store, pipeline, target)
+    folder = dataset_prefix(pipeline, dataset)
+    for path in paths:
+        store.upload(path, part_key(folder, path.name))  # streamed: parts may be large
+    listed = [{"name": path.name, "size": path.stat().st_size} for path in paths]
+    key = part_key(folder, MANIFEST_MARKER)
+    started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
+    options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
+    text = json.dumps({"parts": listed}, indent=1).encode()
+    store.put_bytes(key, text, content_type="application/json", metadata=options)
+    uploaded = store.head(key)
     return {"key": key, "etag": uploaded.etag, "modified": uploaded.modified, "after": started}
 
 
