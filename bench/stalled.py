@@ -74,10 +74,14 @@ def stalled(url: str, count: int, *, body: bytes | None) -> Iterator[list[socket
 
 
 def threads(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
+    """The threads of a process and of its children (granian's master and its workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for each in [pid, *map(int, children)]:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                total += int(line.split()[1])
+    return total
 
 
 def main() -> None:
