@@ -121,6 +121,8 @@ def run_plain(path: Path) -> Plain:
         [sys.executable, "-m", "bench.scale_plain", str(path)],
         stdout=subprocess.PIPE,
         cwd=ROOT,
+        # The threads cauce's workers get (shared.stack.local.child_env): the same for both.
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
     )
     assert proc.stdout is not None
     output = proc.stdout.read()

@@ -26,8 +26,8 @@ def main(path: str) -> None:
     """Fit and score one model on the table at `path`; print {"accuracy": ...}."""
     frame = pd.read_csv(path)
     y = frame.pop(TARGET)
-    text = [c for c in frame.columns if frame[c].dtype == object]
-    numbers = [c for c in frame.columns if c not in text]
+    numbers = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    text = [c for c in frame.columns if c not in numbers]
     prepare = ColumnTransformer(
         [
             ("numbers", SimpleImputer(strategy="median"), numbers),
