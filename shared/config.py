@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     # A stage worker's pool process that peaked above this many MiB is replaced by a fresh one
     # after its task, so the memory of a heavy task goes back to the system (0: never replaced).
-    worker_max_memory_mb: int = Field(default=768, ge=0)
+    worker_max_memory_mb: int = Field(default=512, ge=0)
 
     def console_hosts(self) -> list[str] | None:
         """The trusted Host names of the console; None when any is."""
