@@ -170,19 +170,18 @@ def _field(path: str, name: str) -> int:
     return 0
 
 
-def pss_sum(home: Path) -> int:
-    """The sum of PSS over every process of the stack and their children."""
-    return sum(
-        _field(f"/proc/{pid}/smaps_rollup", "Pss")
-        for pids in stack_processes(home).values()
-        for pid in pids
-    )
+def pss(home: Path) -> dict[str, int]:
+    """The PSS of each process of the stack, its children included."""
+    return {
+        name: sum(_field(f"/proc/{pid}/smaps_rollup", "Pss") for pid in pids)
+        for name, pids in stack_processes(home).items()
+    }
 
 
-def settled_pss(home: Path, wait: float = 5.0) -> int:
-    """The idle stack's PSS, after `wait` seconds for pool processes to be replaced."""
+def settled_pss(home: Path, wait: float = 5.0) -> dict[str, int]:
+    """The idle stack's PSS by process, after `wait` seconds for pool processes to be replaced."""
     time.sleep(wait)
-    return pss_sum(home)
+    return pss(home)
 
 
 @dataclass
@@ -228,7 +227,7 @@ class Cauce:
     accuracy: float | None
     peaks: dict[str, int]
     total_peak: int
-    pss_after: int
+    pss_after: dict[str, int]
 
 
 def run_cauce(store: Store, home: Path, path: Path, pipeline: str) -> Cauce:
@@ -260,7 +259,7 @@ def gib(n: int) -> str:
     return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / MIB:.0f} MiB"
 
 
-def report(rows: int, size: int, plain: Plain, cauce: Cauce, pss_before: int) -> None:
+def report(rows: int, size: int, plain: Plain, cauce: Cauce, pss_before: dict[str, int]) -> None:
     """The table of one size."""
     name, peak = max(cauce.peaks.items(), key=lambda item: item[1])
     accuracy = f"{cauce.accuracy:.4f}" if cauce.accuracy is not None else "-"
@@ -274,7 +273,11 @@ def report(rows: int, size: int, plain: Plain, cauce: Cauce, pss_before: int) ->
     top = sorted(cauce.peaks.items(), key=lambda item: -item[1])[:6]
     print("  peak RSS: " + ", ".join(f"{n} {gib(b)}" for n, b in top) + f"; largest: {name}")
     print(f"  sum of every stack process's RSS at its peak sample: {gib(cauce.total_peak)}")
-    print(f"  idle stack PSS: before {gib(pss_before)}, after {gib(cauce.pss_after)}")
+    before, after = sum(pss_before.values()), sum(cauce.pss_after.values())
+    print(f"  idle stack PSS: before {gib(before)}, after {gib(after)}")
+    grown = sorted(cauce.pss_after, key=lambda n: pss_before.get(n, 0) - cauce.pss_after[n])[:5]
+    changes = [f"{n} {(cauce.pss_after[n] - pss_before.get(n, 0)) / MIB:+.0f} MiB" for n in grown]
+    print("  idle PSS, most grown: " + ", ".join(changes))
 
 
 def summary(results: list[tuple[int, Plain, Cauce]]) -> str:
@@ -313,7 +316,8 @@ def main() -> None:
         home = settings.home.resolve()
         store.ensure_bucket()
         pss_before = settled_pss(home)
-        print(f"fresh idle stack: {gib(pss_before)} PSS")
+        print(f"fresh idle stack: {gib(sum(pss_before.values()))} PSS")
+        print("  " + ", ".join(f"{n} {b / MIB:.0f} MiB" for n, b in pss_before.items()))
         for rows in sizes:
             plain = run_plain(tables[rows])
             cauce = run_cauce(store, home, tables[rows], f"scale-{label(rows).lower()}")
