@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning \
-	bench-serving bench-console bench-stalled test-containers clean
+	bench-serving bench-console bench-stalled bench-scale test-containers clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -85,6 +85,12 @@ bench-console: $(STAMP)
 # Valid requests beside stalled bodies and idle connections (docs/reliability.md).
 bench-stalled: $(STAMP)
 	$(BIN)/python -m bench.stalled
+
+# cauce against a plain pandas + scikit-learn script on 20k, 1M and 5M rows (docs/benchmarks.md);
+# other sizes with `make bench-scale ROWS=20000,1000000,10000000`.
+ROWS ?= 20000,1000000,5000000
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --rows $(ROWS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # A stopping worker (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as in compose) waits this
     # long for its task, then hands the task back to the queue.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # A stage worker's pool process that peaked above this many MiB is replaced by a fresh one
+    # after its task, so the memory of a heavy task goes back to the system (0: never replaced).
+    worker_max_memory_mb: int = Field(default=512, ge=0)
 
     def console_hosts(self) -> list[str] | None:
         """The trusted Host names of the console; None when any is."""

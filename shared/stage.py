@@ -47,6 +47,12 @@ def create_stage_worker(
     """The composition root of a stage worker: settings, a Celery app and the stage's task."""
     settings = settings or load_settings()
     app = create_celery(settings, stage)
+    if settings.worker_max_memory_mb:
+        # Prefork only (how `cauce up` and compose start workers): the pool process whose peak
+        # passed the limit exits after its task and the worker forks a fresh one, so the memory
+        # of a heavy task (freed or not, fragmented or cached by a library) goes back to the
+        # system. The main process, the one a supervisor or `docker stop` signals, stays.
+        app.conf.worker_max_memory_per_child = settings.worker_max_memory_mb * 1024  # KiB
     runner = StageRunner(
         stage=stage,
         store=Store.from_settings(settings),

@@ -1,0 +1,114 @@
+"""A stage worker gives the memory of a heavy task back: its pool process is replaced after it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.messages import RunStage
+from shared.messaging import create_celery, send
+from shared.pipeline import TASKS
+from shared.runs import create_run, read_status
+from shared.stack.local import child_env
+from shared.storage import Store
+from tests.datasets import cancer_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+# The worker imports memory_startup/sitecustomize.py, which keeps this much alive after each
+# stage's work, as a task on a big table leaves a library's cache or a fragmented heap behind.
+STARTUP = Path(__file__).resolve().parent / "memory_startup"
+KEPT_MB = 300
+LIMIT_MB = 250
+MIB = 1024 * 1024
+RUN = RunStage(run_id="01JMEMORYRUN00000000000000", pipeline="big")
+
+
+def rss(pid: int) -> int:
+    """The resident memory of a process, in bytes, as /proc shows it (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def pool(pid: int) -> list[int]:
+    """The pool processes (children) of a Celery worker."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def one_pool_process(pid: int, timeout: float = 60) -> int:
+    """The worker's pool process once there is exactly one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = pool(pid)
+        if len(children) == 1 and rss(children[0]):
+            return children[0]
+        time.sleep(0.1)
+    raise AssertionError(f"worker {pid} has no pool process")
+
+
+@pytest.fixture
+def ingest_worker(settings: Settings, tmp_path: Path) -> Iterator[int]:
+    """A real ingest worker started as `cauce up` starts it (prefork, one pool process)."""
+    path = os.pathsep.join(p for p in (str(STARTUP), os.environ.get("PYTHONPATH")) if p)
+    env = {**child_env(settings), "PYTHONPATH": path, "MEMORY_KEPT_MB": str(KEPT_MB)}
+    env["CAUCE_WORKER_MAX_MEMORY_MB"] = str(LIMIT_MB)
+    argv = [sys.executable, "-m", "celery", "-A", "services.ingest.worker", "worker"]
+    argv += ["-Q", "ingest", "-c", "1", "-n", "ingest-mem@%h", "--without-gossip"]
+    argv += ["--without-mingle", "--loglevel", "INFO"]
+    with (tmp_path / "worker.log").open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_workers_memory_is_returned_after_a_large_task(
+    store: Store, settings: Settings, ingest_worker: int
+) -> None:
+    child = one_pool_process(ingest_worker)
+    time.sleep(1)
+    idle = rss(child)
+    store.put_bytes("incoming/big/data.csv", cancer_frame().to_csv(index=False).encode())
+    source = {"key": "incoming/big/data.csv"}
+    create_run(store, run_id=RUN.run_id, pipeline=RUN.pipeline, source=source, spec_text=None)
+    send(create_celery(settings, "test"), TASKS["ingest"], RUN, queue="ingest")
+
+    peak, deadline = idle, time.monotonic() + 60
+    while (read_status(store, RUN.run_id, "ingest") or {}).get("state") != "succeeded":
+        assert time.monotonic() < deadline, read_status(store, RUN.run_id, "ingest")
+        peak = max(peak, rss(child))
+        time.sleep(0.05)
+    peak = max(peak, rss(child))
+    assert peak - idle > KEPT_MB * MIB * 0.9, "the task did not grow its process"
+
+    # Once the task is done, the worker holds about what it held before it, not its peak.
+    deadline, held = time.monotonic() + 20, peak
+    while held > idle + 100 * MIB and time.monotonic() < deadline:
+        time.sleep(0.2)
+        held = sum(rss(pid) for pid in pool(ingest_worker)) or peak
+    assert held < idle + 100 * MIB, (
+        f"the worker's pool still holds {held / MIB:.0f} MiB after the task "
+        f"(idle {idle / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB)"
+    )
+    assert pool(ingest_worker) not in ([], [child])  # a fresh pool process took over
+    assert rss(ingest_worker) < idle + 100 * MIB  # and the worker itself did not grow
