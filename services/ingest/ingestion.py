@@ -313,9 +313,11 @@ class _ColumnSketch:
                 if len(self.top) > 2 * TOP_KEPT:
                     self.top = Counter(dict(self.top.most_common(TOP_KEPT)))
                     self.top_pruned = True
-        kept = np.unique(np.concatenate([self.hashes, np.unique(hashed)]))
-        if len(kept) > DISTINCT_EXACT:
-            kept, self.full = kept[:DISTINCT_EXACT], True
+        if self.full:  # only hashes under the largest kept one can change the sketch
+            hashed = hashed[hashed < self.hashes.max()]
+        kept = pd.unique(np.concatenate([self.hashes, hashed]))
+        if len(kept) > DISTINCT_EXACT:  # keep the smallest hashes (in no particular order)
+            kept, self.full = np.partition(kept, DISTINCT_EXACT - 1)[:DISTINCT_EXACT], True
         self.hashes = kept
 
     def _moments(self, values: np.ndarray) -> None:
@@ -346,7 +348,7 @@ class _ColumnSketch:
         if not self.full:
             return len(self.hashes)
         # k minimum values: the k-th smallest of uniform hashes sits near k / distinct.
-        kth = float(self.hashes[-1]) / 2.0**64
+        kth = float(self.hashes.max()) / 2.0**64
         return int((DISTINCT_EXACT - 1) / kth)
 
     def stats(self, kind: str) -> dict[str, Any]:
