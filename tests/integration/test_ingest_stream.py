@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from services.ingest.ingestion import profile_table, validate_table
 from services.ingest.reading import read_table
@@ -18,6 +19,7 @@ from shared.messages import RunStage
 from shared.runs import create_run, describe_run, read_status
 from shared.stage import StageRunner
 from shared.storage import Store
+from tests.e2e import test_bad_input as bad_input
 from tests.integration.stage_support import FakeTask
 
 RUN = "01JSTREAMRUN00000000000000"
@@ -100,3 +102,25 @@ def test_rows_without_a_label_and_empty_columns_go_as_before(
     old = profile_table(expected)
     assert profile["schema"] == old["schema"] and profile["rows"] == old["rows"] == 3001
     assert profile["columns"]["label"] == old["columns"]["label"]
+
+
+@pytest.mark.parametrize(("pipeline", "spec", "content", "reason"), bad_input.CASES)
+def test_the_end_to_end_bad_files_fail_ingest_with_the_same_reasons(
+    settings: Settings, store: Store, pipeline: str, spec: str | None, content: bytes, reason: str
+) -> None:
+    settings = settings.model_copy(update={"max_upload_bytes": bad_input.LIMIT})
+    store.put_bytes(input_key(RUN, "data.csv"), content)
+    source = {"key": f"incoming/{pipeline}/data.csv", "input": input_key(RUN, "data.csv")}
+    run = _ingest(settings, store, source, spec=spec)
+    error = next(stage["error"] for stage in run["stages"] if stage["stage"] == "ingest")
+    assert error is not None and reason.lower() in error.lower(), error
+
+
+@pytest.mark.parametrize("name", list(bad_input.WORKS))
+def test_the_end_to_end_good_files_pass_ingest(settings: Settings, store: Store, name: str) -> None:
+    store.put_bytes(input_key(RUN, "data.csv"), bad_input.WORKS[name])
+    source = {"key": f"incoming/works-{name}/data.csv", "input": input_key(RUN, "data.csv")}
+    run = _ingest(settings, store, source, spec="target: diagnosis\n")
+    assert run["state"] != "failed", run
+    table = store.get_frame(stage_key(RUN, "ingest", "data.parquet"))
+    assert len(table) == len(bad_input.FRAME) and table["mean_area"].dtype == np.float64
