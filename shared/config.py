@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Rows x columns a Parquet file may declare (its metadata is read first): a few KB of
     # Parquet can hold millions of repeated rows, which gzip's byte limit would not see.
     max_table_cells: int = Field(default=500_000_000, gt=0)  # 10 M rows x 50 columns
+    # Free space ingest leaves in its temporary directory after a download or inflating gzip.
+    disk_reserve_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     min_rows: int = Field(default=20, ge=2)
     task_time_limit: int = Field(default=1800, gt=0)
     max_redeliveries: int = Field(default=3, ge=0)

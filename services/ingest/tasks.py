@@ -21,7 +21,7 @@ from services.ingest.ingestion import (
     infer_task,
     resolve_target,
 )
-from services.ingest.reading import DISK_RESERVE_BYTES, Part, check_disk, normalise, stream_table
+from services.ingest.reading import Part, check_disk, normalise, stream_table
 from shared.caching import cache_key
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
@@ -63,6 +63,7 @@ def _ingest(ctx: StageContext, tmp: Path) -> Ingested:
         raw,
         max_bytes=ctx.settings.max_upload_bytes,
         max_cells=ctx.settings.max_table_cells,
+        reserve_bytes=ctx.settings.disk_reserve_bytes,
         on_batch=new_profiler,
     )
     profile = profilers[-1].result()
@@ -200,7 +201,8 @@ def _download(ctx: StageContext, tmp: Path) -> tuple[list[Part], str, int]:
             "CAUCE_MAX_UPLOAD_BYTES",
             field="file",
         )
-    check_disk(size, filename=source["key"], directory=tmp, reserve_bytes=DISK_RESERVE_BYTES)
+    reserve = ctx.settings.disk_reserve_bytes
+    check_disk(size, filename=source["key"], directory=tmp, reserve_bytes=reserve)
     parts, digests = [], []
     for index, (key, etag) in enumerate(inputs):
         assert key is not None

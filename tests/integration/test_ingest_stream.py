@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -124,3 +126,18 @@ def test_the_end_to_end_good_files_pass_ingest(settings: Settings, store: Store,
     assert run["state"] != "failed", run
     table = store.get_frame(stage_key(RUN, "ingest", "data.parquet"))
     assert len(table) == len(bad_input.FRAME) and table["mean_area"].dtype == np.float64
+
+
+def test_a_file_larger_than_the_free_disk_fails_before_it_is_downloaded(
+    settings: Settings, store: Store
+) -> None:
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    settings = settings.model_copy(update={"disk_reserve_bytes": free + 2**30})
+    store.put_bytes(input_key(RUN, "data.csv"), _part(range(30)))
+    source = {"key": "incoming/churn/data.csv", "input": input_key(RUN, "data.csv")}
+    run = _ingest(settings, store, source)
+    error = next(stage["error"] for stage in run["stages"] if stage["stage"] == "ingest")
+    assert "'incoming/churn/data.csv' needs" in error and "bytes" in error
+    assert "in the temporary directory" in error and tempfile.gettempdir() in error
+    assert "free" in error and "TMPDIR" in error
+    assert store.exists(quarantine_key("churn", RUN, "data.csv"))
