@@ -261,8 +261,8 @@ class Profiler:
         self.rows = 0
         self.columns: dict[str, _ColumnSketch] = {}
 
-    def __call__(self, batch: pa.RecordBatch) -> None:
-        """Add one batch of the table."""
+    def __call__(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Add one batch (or row group) of the table."""
         self.rows += batch.num_rows
         frame = batch.to_pandas()
         for name, kind in zip(batch.schema.names, batch.schema.types, strict=True):

@@ -39,7 +39,10 @@ MAX_GZIP_LAYERS = 3  # a .csv.gz compressed again still reads; a file nested dee
 MAX_CELLS = 500_000_000
 SNIFF_CHARS = 64 * 1024
 DELIMITERS = ",;\t|"
-BLOCK_SIZE = 16 * 1024 * 1024  # bytes of CSV parsed at a time: one row group each
+# Bytes of CSV parsed at a time. Small on purpose: pyarrow's reader queues up to 32 blocks ahead
+# of the consumer (16 MiB blocks held 628 MB of a 650 MB file); row groups gather many blocks.
+BLOCK_SIZE = 1024 * 1024
+ROW_GROUP_ROWS = 128 * 1024  # rows of each Parquet row group written (and profiled at once)
 MAX_BLOCK_SIZE = 1024 * 1024 * 1024  # a single row longer than this is refused
 PARQUET_BATCH_ROWS = 128 * 1024
 # Free space left in the temporary directory after a download or a decompression, so the worker
@@ -69,7 +72,7 @@ _JSON_START = re.compile(r'\{\s*["}]|\[\s*[\[{"\d\]tfn-]')
 _DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$")
 _CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
 
-Batches = Callable[[pa.RecordBatch], None]
+Batches = Callable[[pa.Table], None]
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,8 @@ def stream_table(
 ) -> Streamed:
     """Write the parts, in order, as one Parquet table at `out`, a row group per block.
 
-    `on_batch()` gives a fresh callback that sees every written batch (it is called again when
-    the table starts over because a later block needed a wider type for a column).
+    `on_batch()` gives a fresh callback that sees every written row group (it is called again
+    when the table starts over because a later block needed a wider type for a column).
     """
     with tempfile.TemporaryDirectory(prefix="cauce-ingest-", dir=out.parent) as tmp:
         sources = [
@@ -288,6 +291,16 @@ def _write(
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
     rows = 0
+    pending: list[pa.RecordBatch] = []
+
+    def flush() -> None:
+        if pending and writer is not None:
+            group = pa.Table.from_batches(pending)
+            writer.write_table(group)
+            if feed is not None:
+                feed(group)
+            pending.clear()
+
     try:
         for index, part in enumerate(sources):
             batches = _batches(part, widened, block_size, max_columns, max_cells, tmp)
@@ -299,14 +312,14 @@ def _write(
                 batch = _conform(batch, schema, part, first=sources[0], index=index)
                 if batch.num_rows == 0:
                     continue
-                assert writer is not None
-                writer.write_batch(batch)
-                if feed is not None:
-                    feed(batch)
+                pending.append(batch)
                 part_rows += batch.num_rows
+                if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                    flush()
             if part_rows == 0:
                 raise _header_only(part.name)
             rows += part_rows
+        flush()
     finally:
         if writer is not None:
             writer.close()
