@@ -405,7 +405,8 @@ def _parquet_batches(
     part: Part, widened: dict[str, pa.DataType], max_columns: int, max_cells: int
 ) -> Iterator[pa.RecordBatch]:
     try:
-        parquet = pq.ParquetFile(part.path)
+        # pre_buffer reads column chunks ahead without bound (most of a 600 MB file at once).
+        parquet = pq.ParquetFile(part.path, pre_buffer=False)
         # A few KB of Parquet can hold millions of repeated rows: count them before reading.
         _check_cells(parquet.metadata, part.name, max_cells)
         names = [str(name) for name in parquet.schema_arrow.names]

@@ -111,7 +111,7 @@ def _rewrite(
     profiler = Profiler()
     positions = labels.index.to_numpy()
     values = labels.reset_index(drop=True)
-    parquet = pq.ParquetFile(source)
+    parquet = pq.ParquetFile(source, pre_buffer=False)  # one row group at a time
     names = [name for name in parquet.schema_arrow.names if name not in drop]
     writer: pq.ParquetWriter | None = None
     start = done = 0
