@@ -36,13 +36,17 @@ class Settings(BaseSettings):
     console_trusted_hosts: str = "localhost,127.0.0.1"
     serve_poll_seconds: float = Field(default=2.0, gt=0)
     watch_poll_seconds: float = Field(default=1.0, gt=0)
-    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # An explicit cap on a run's input, in bytes (unset: none; free disk in the ingest worker's
+    # temporary directory is what bounds a file, checked before it is downloaded or inflated).
+    max_upload_bytes: int | None = Field(default=None, gt=0)
     max_request_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     # A request body that stops arriving for this long is answered 408 (services and console).
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     # Rows x columns a Parquet file may declare (its metadata is read first): a few KB of
     # Parquet can hold millions of repeated rows, which gzip's byte limit would not see.
-    max_table_cells: int = Field(default=50_000_000, gt=0)
+    max_table_cells: int = Field(default=500_000_000, gt=0)  # 10 M rows x 50 columns
+    # Free space ingest leaves in its temporary directory after a download or inflating gzip.
+    disk_reserve_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     min_rows: int = Field(default=20, ge=2)
     task_time_limit: int = Field(default=1800, gt=0)
     max_redeliveries: int = Field(default=3, ge=0)

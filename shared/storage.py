@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -217,6 +218,19 @@ class Store:
         response = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=if_match)
         with open(path, "wb") as out:
             shutil.copyfileobj(response["Body"], out, 1 << 20)
+
+    @_translate
+    def download_hashed(self, key: str, path: Path, *, if_match: str | None = None) -> str:
+        """Stream an object to a local file a chunk at a time and return its sha256 (hex),
+        computed on the way; with `if_match`, Conflict when the object was replaced."""
+        extra = {"IfMatch": if_match} if if_match is not None else {}
+        response = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        digest = hashlib.sha256()
+        with open(path, "wb") as out:
+            for chunk in response["Body"].iter_chunks(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        return digest.hexdigest()
 
     @_translate
     def upload(self, path: Path, key: str) -> None:

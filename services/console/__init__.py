@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or load_settings()
     store = store or Store.from_settings(settings)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 64 * 1024
+    cap = settings.max_upload_bytes  # unset: no cap here; ingest checks the disk it needs
+    app.config["MAX_CONTENT_LENGTH"] = None if cap is None else cap + 64 * 1024
     app.config["TRUSTED_HOSTS"] = settings.console_hosts()  # any other Host header gets a 400
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.jinja_env.autoescape = True  # every template, whatever its name, escapes what it shows

@@ -66,7 +66,7 @@ def untrusted_host(exc: SecurityError) -> Response:
     return response
 
 
-def outcome(exc: Exception, *, max_upload: int) -> tuple[int, str, str | None]:
+def outcome(exc: Exception, *, max_upload: int | None) -> tuple[int, str, str | None]:
     """The status, message and field that answer `exc`; a store failure or a bug is logged."""
     if isinstance(exc, HTTPException):  # werkzeug's 404, 405, 413, ...
         if exc.code == 413:

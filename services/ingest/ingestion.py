@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from shared.errors import DataError, plain
 from shared.signature import column_type
@@ -107,26 +109,46 @@ def empty_columns(df: pd.DataFrame, *, target: str) -> list[str]:
 def validate_table(df: pd.DataFrame, *, target: str, task: str, min_rows: int = 20) -> pd.DataFrame:
     """Check the table can train a model and return it without unlabelled rows or empty columns."""
     resolve_target(df, target)
-    y = df[target]
+    labels, drop = check_target(
+        df[target],
+        columns=[str(n) for n in df.columns],
+        empty=empty_columns(df, target=target),
+        task=task,
+        min_rows=min_rows,
+    )
+    df = df.drop(columns=drop).iloc[labels.index].reset_index(drop=True)
+    return df.assign(**{target: labels.reset_index(drop=True)})
+
+
+def check_target(
+    y: pd.Series, *, columns: list[str], empty: list[str], task: str, min_rows: int
+) -> tuple[pd.Series, list[str]]:
+    """Check the target column (all a streamed table needs in memory) and the table's columns.
+
+    Returns the labelled rows of the target, cast for the task (their index is their row in the
+    table), and the feature columns to drop because they have no values at all.
+    """
+    target = str(y.name)
+    y = y.reset_index(drop=True)
     if y.isna().all():
         raise DataError(
             f"target column {target!r} has no values; fill it in or choose another target",
             field="target",
         )
     cast = _numeric_target if task == "regression" else _whole_labels
-    df = df.assign(**{target: cast(y)})
-    df = df[df[target].notna()].drop(columns=empty_columns(df, target=target))
-    if isinstance(df[target].dtype, pd.Int64Dtype):  # no gaps are left to need the NA slot
-        df = df.assign(**{target: df[target].astype("int64")})
-    _check_rows(df, target=target, min_rows=min_rows)
-    _check_target_values(df[target], task=task)
-    if len(df.columns) < 2:
+    labels = cast(y)
+    labels = labels[labels.notna()]
+    if isinstance(labels.dtype, pd.Int64Dtype):  # no gaps are left to need the NA slot
+        labels = labels.astype("int64")
+    _check_rows(len(labels), target=target, min_rows=min_rows)
+    _check_target_values(labels, task=task)
+    if not [name for name in columns if name != target and name not in empty]:
         raise DataError(
             f"the table has no feature columns besides the target {target!r}; "
             "add at least one column to predict from",
             field="target",
         )
-    return df.reset_index(drop=True)
+    return labels, [name for name in empty if name != target]
 
 
 def _numeric_target(y: pd.Series) -> pd.Series:
@@ -155,10 +177,10 @@ def _whole_labels(y: pd.Series) -> pd.Series:
     return y
 
 
-def _check_rows(df: pd.DataFrame, *, target: str, min_rows: int) -> None:
-    if len(df) < min_rows:
+def _check_rows(rows: int, *, target: str, min_rows: int) -> None:
+    if rows < min_rows:
         raise DataError(
-            f"the table has {len(df)} rows with a value for {target!r}; at least {min_rows} "
+            f"the table has {rows} rows with a value for {target!r}; at least {min_rows} "
             "are needed to train and test a model: add rows",
             field="target",
         )
@@ -224,3 +246,130 @@ def profile_table(df: pd.DataFrame) -> dict[str, Any]:
     schema = {str(name): _kind(df[name]) for name in df.columns}
     columns = {str(name): _profile_column(df[name], schema[str(name)]) for name in df.columns}
     return {"rows": len(df), "schema": schema, "columns": columns}
+
+
+# Distinct values are counted exactly up to this many per column, then estimated (the profile
+# says "estimated"); text values are tallied for the top 5 in a counter of bounded size.
+DISTINCT_EXACT = 65_536
+TOP_KEPT = 20_000
+
+
+class Profiler:
+    """profile_table's summary, built batch by batch: memory bounded by the sketches, not rows."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.columns: dict[str, _ColumnSketch] = {}
+
+    def __call__(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Add one batch (or row group) of the table."""
+        self.rows += batch.num_rows
+        frame = batch.to_pandas()
+        for name, kind in zip(batch.schema.names, batch.schema.types, strict=True):
+            sketch = self.columns.setdefault(name, _ColumnSketch(kind))
+            sketch.add(frame[name])
+
+    def result(self) -> dict[str, Any]:
+        """The profile as profile_table gives it, plus "estimated" where a sketch was full."""
+        schema = {name: sketch.kind() for name, sketch in self.columns.items()}
+        columns = {name: sketch.stats(schema[name]) for name, sketch in self.columns.items()}
+        return {"rows": self.rows, "schema": schema, "columns": columns}
+
+
+class _ColumnSketch:
+    def __init__(self, kind: pa.DataType) -> None:
+        self.type = kind
+        self.count = self.missing = 0
+        self.hashes = np.empty(0, dtype=np.uint64)  # the smallest distinct value hashes
+        self.full = False
+        self.mean = self.m2 = 0.0
+        self.low: Any = None
+        self.high: Any = None
+        self.top: Counter[str] = Counter()
+        self.top_pruned = False
+
+    def add(self, column: pd.Series) -> None:
+        present = column.dropna()
+        self.count += len(present)
+        self.missing += len(column) - len(present)
+        if not len(present):
+            return
+        numeric = pd.api.types.is_numeric_dtype(present.dtype) and not pd.api.types.is_bool_dtype(
+            present.dtype
+        )
+        if numeric:
+            values = present.to_numpy(dtype=float)
+            hashed = pd.util.hash_array(values)
+            self._moments(values)
+        else:
+            text = present.astype(str)
+            hashed = pd.util.hash_array(text.to_numpy(dtype=object))
+            if pd.api.types.is_datetime64_any_dtype(present.dtype):
+                low, high = present.min(), present.max()
+                self.low = low if self.low is None else min(self.low, low)
+                self.high = high if self.high is None else max(self.high, high)
+            else:
+                self.top.update(text.value_counts(sort=False).to_dict())
+                if len(self.top) > 2 * TOP_KEPT:
+                    self.top = Counter(dict(self.top.most_common(TOP_KEPT)))
+                    self.top_pruned = True
+        if self.full:  # only hashes under the largest kept one can change the sketch
+            hashed = hashed[hashed < self.hashes.max()]
+        kept = pd.unique(np.concatenate([self.hashes, hashed]))
+        if len(kept) > DISTINCT_EXACT:  # keep the smallest hashes (in no particular order)
+            kept, self.full = np.partition(kept, DISTINCT_EXACT - 1)[:DISTINCT_EXACT], True
+        self.hashes = kept
+
+    def _moments(self, values: np.ndarray) -> None:
+        n_a, n_b = self.count - len(values), len(values)
+        mean_b = float(values.mean())
+        m2_b = float(((values - mean_b) ** 2).sum())
+        delta = mean_b - self.mean
+        total = n_a + n_b
+        self.mean += delta * n_b / total
+        self.m2 += m2_b + delta**2 * n_a * n_b / total
+        low, high = float(values.min()), float(values.max())
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def kind(self) -> str:
+        kind = self.type
+        if pa.types.is_integer(kind):
+            return "integer" if self.missing == 0 else "number"
+        if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            return "number"
+        if pa.types.is_boolean(kind):
+            return "boolean"
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            return "datetime"
+        return "string"
+
+    def distinct(self) -> int:
+        if not self.full:
+            return len(self.hashes)
+        # k minimum values: the k-th smallest of uniform hashes sits near k / distinct.
+        kth = float(self.hashes.max()) / 2.0**64
+        return int((DISTINCT_EXACT - 1) / kth)
+
+    def stats(self, kind: str) -> dict[str, Any]:
+        stats: dict[str, Any] = {
+            "count": self.count,
+            "missing": self.missing,
+            "distinct": self.distinct(),
+        }
+        estimated = ["distinct"] if self.full else []
+        if kind in ("number", "integer") and self.count:
+            std = (self.m2 / (self.count - 1)) ** 0.5 if self.count > 1 else float("nan")
+            for name, value in (("min", self.low), ("max", self.high), ("mean", self.mean)):
+                stats[name] = _json(float(value))
+            stats["std"] = _json(std)
+        elif kind == "datetime" and self.count:
+            stats.update(min=_json(self.low), max=_json(self.high))
+        else:
+            top = self.top.most_common(5)
+            stats["top"] = [{"value": str(v), "count": int(c)} for v, c in top]
+            if self.top_pruned:
+                estimated.append("top")
+        if estimated:
+            stats["estimated"] = estimated
+        return stats

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from celery import Celery
 
 from services.ingest.ingestion import (
+    Profiler,
     check_guessed_target,
+    check_target,
     infer_task,
-    profile_table,
     resolve_target,
-    validate_table,
 )
-from services.ingest.reading import read_table
+from services.ingest.reading import Part, check_disk, normalise, stream_table
 from shared.caching import cache_key
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
@@ -27,36 +34,61 @@ from shared.text import visible
 
 
 def ingest(ctx: StageContext) -> Ingested:
-    """Turn the dropped file into a checked Parquet table with a schema, profile and spec."""
-    source = ctx.run["source"]["key"]
-    data = _download(ctx)
-    sha256 = hashlib.sha256(data).hexdigest()
+    """Turn the dropped file (or files) into a checked Parquet table with a profile and spec.
+
+    The input is streamed to a temporary directory and read block by block, so memory holds a
+    block, the profile's sketches and the target column, however large the file.
+    """
+    with tempfile.TemporaryDirectory(prefix="cauce-ingest-") as tmp:
+        return _ingest(ctx, Path(tmp))
+
+
+def _ingest(ctx: StageContext, tmp: Path) -> Ingested:
+    parts, sha256, size = _download(ctx, tmp)
     earlier = claim_dataset(ctx, sha256)
     if earlier is not None:
         ctx.log.info("duplicate of run %s: not training again", earlier)
         ctx.end_run()
-        return Ingested(sha256=sha256, bytes=len(data), duplicate_of=earlier)
+        return Ingested(sha256=sha256, bytes=size, duplicate_of=earlier)
     spec = parse_spec(ctx.run.get("spec"))
-    frame = read_table(
-        data,
-        filename=source,
+    profilers: list[Profiler] = []
+
+    def new_profiler() -> Profiler:
+        profilers.append(Profiler())
+        return profilers[-1]
+
+    raw = tmp / "raw.parquet"
+    streamed = stream_table(
+        parts,
+        raw,
         max_bytes=ctx.settings.max_upload_bytes,
         max_cells=ctx.settings.max_table_cells,
+        reserve_bytes=ctx.settings.disk_reserve_bytes,
+        on_batch=new_profiler,
     )
-    target = resolve_target(frame, spec.target)
-    task = spec.task or infer_task(frame[target])
+    profile = profilers[-1].result()
+    target = resolve_target(pd.DataFrame(columns=streamed.columns), spec.target)
+    y = normalise(pq.read_table(raw, columns=[target]).to_pandas())[target]
+    task = spec.task or infer_task(y)
     if spec.target is None:
-        check_guessed_target(frame[target], task=task)
-    frame = validate_table(frame, target=target, task=task, min_rows=ctx.settings.min_rows)
+        check_guessed_target(y, task=task)
+    empty = [name for name, stats in profile["columns"].items() if stats["count"] == 0]
+    labels, drop = check_target(
+        y, columns=streamed.columns, empty=empty, task=task, min_rows=ctx.settings.min_rows
+    )
     resolved = resolve_spec(spec, target=target, task=task)
-    ctx.store.put_frame(ctx.key("data.parquet"), frame)
-    ctx.store.put_json(ctx.key("profile.json"), profile_table(frame))
+    data = raw
+    if drop or len(labels) < len(y) or labels.dtype != y.dtype:
+        data = tmp / "data.parquet"  # a second pass, only when rows or columns must go
+        profile = _rewrite(raw, data, labels=labels, drop=drop, target=target)
+    ctx.store.upload(data, ctx.key("data.parquet"))
+    ctx.store.put_json(ctx.key("profile.json"), profile)
     ctx.store.put_json(ctx.key("spec.json"), resolved.model_dump())
     return Ingested(
         sha256=sha256,
-        bytes=len(data),
-        rows=len(frame),
-        columns=len(frame.columns),
+        bytes=size,
+        rows=len(labels),
+        columns=len(streamed.columns) - len(drop),
         target=target,
         task=task,
         target_guessed=spec.target is None,
@@ -69,6 +101,37 @@ def ingest(ctx: StageContext) -> Ingested:
             {"sha256": sha256, "spec": resolved.model_dump(), "min_rows": ctx.settings.min_rows},
         ),
     )
+
+
+def _rewrite(
+    source: Path, out: Path, *, labels: pd.Series, drop: list[str], target: str
+) -> dict[str, Any]:
+    """Copy the table without unlabelled rows and empty columns, with the target as checked
+    (labels' index is each kept row's position); return the profile of what was written."""
+    profiler = Profiler()
+    positions = labels.index.to_numpy()
+    values = labels.reset_index(drop=True)
+    parquet = pq.ParquetFile(source, pre_buffer=False)  # one row group at a time
+    names = [name for name in parquet.schema_arrow.names if name not in drop]
+    writer: pq.ParquetWriter | None = None
+    start = done = 0
+    try:
+        for batch in parquet.iter_batches(columns=names, use_pandas_metadata=False):
+            end = start + batch.num_rows
+            low, high = np.searchsorted(positions, [start, end])
+            kept = batch.take(pa.array(positions[low:high] - start))
+            column = pa.Array.from_pandas(values.iloc[done : done + len(kept)])
+            kept = kept.set_column(names.index(target), target, column)
+            if writer is None:
+                writer = pq.ParquetWriter(out, kept.schema)
+            if kept.num_rows:
+                writer.write_batch(kept)
+                profiler(kept)
+            start, done = end, done + len(kept)
+    finally:
+        if writer is not None:
+            writer.close()
+    return profiler.result()
 
 
 def claim_dataset(ctx: StageContext, sha256: str) -> str | None:
@@ -101,44 +164,74 @@ def claim_dataset(ctx: StageContext, sha256: str) -> str | None:
     return None
 
 
-def _download(ctx: StageContext) -> bytes:
-    """Exactly the bytes that started the run: its own copy, taken when the drop was seen (or,
-    for a run recorded before runs kept one, the dropped object if its ETag has not changed)."""
+def _download(ctx: StageContext, tmp: Path) -> tuple[list[Part], str, int]:
+    """Exactly the bytes that started the run, on local disk: its own copy (or copies, for a
+    dataset of several parts), taken when the drop was seen (or, for a run recorded before runs
+    kept one, the dropped object if its ETag has not changed). Returns the parts, the dataset's
+    sha256 (of the parts' digests, one a line, when there are several) and its size."""
     source = ctx.run["source"]
-    key, etag = _input(ctx)
-    try:
-        size = ctx.store.head(key).size if key else None
-    except NotFound:
-        size = None
-    if size is None and "input" in source:
+    inputs = _inputs(ctx)
+    sizes = []
+    for key, _ in inputs:
+        try:
+            sizes.append(ctx.store.head(key).size if key else None)
+        except NotFound:
+            sizes.append(None)
+        if sizes[-1] is None and len(inputs) > 1:
+            raise DataError(
+                f"part {visible(str(key))} of the dropped dataset {visible(source['key'])} is no "
+                "longer in the bucket; drop the dataset again",
+                field="file",
+            )
+    if sizes[0] is None and "input" in source:
         raise DataError(
             f"the dropped file {visible(source['key'])} was replaced or removed before this run "
             "could keep a copy; a file put there since has a run of its own",
             field="file",
         )
-    if size is None:
+    if sizes[0] is None:
         raise DataError(
             f"the dropped file {visible(source['key'])} is no longer in the bucket; drop it again"
         )
+    size = sum(s or 0 for s in sizes)
     limit = ctx.settings.max_upload_bytes
-    if size > limit:
+    if limit is not None and size > limit:
         raise DataError(
             f"file is {size} bytes, over the limit of {limit} bytes; split it or raise "
             "CAUCE_MAX_UPLOAD_BYTES",
             field="file",
         )
-    try:
-        return ctx.store.get_bytes(str(key), if_match=etag)
-    except Conflict as exc:
-        raise DataError(
-            f"the dropped file {visible(source['key'])} was replaced after this run started; "
-            "the new file has a run of its own",
-            field="file",
-        ) from exc
+    reserve = ctx.settings.disk_reserve_bytes
+    check_disk(size, filename=source["key"], directory=tmp, reserve_bytes=reserve)
+    parts, digests = [], []
+    for index, (key, etag) in enumerate(inputs):
+        assert key is not None
+        path = tmp / f"part-{index:05d}"
+        try:
+            digests.append(ctx.store.download_hashed(key, path, if_match=etag))
+        except Conflict as exc:
+            raise DataError(
+                f"the dropped file {visible(source['key'])} was replaced after this run started; "
+                "the new file has a run of its own",
+                field="file",
+            ) from exc
+        parts.append(Part(path, key if len(inputs) > 1 else source["key"]))
+    if len(digests) == 1:
+        return parts, digests[0], size
+    return parts, hashlib.sha256("\n".join(digests).encode()).hexdigest(), size
+
+
+def _inputs(ctx: StageContext) -> list[tuple[str | None, str | None]]:
+    """The keys this run reads its input from, in order, and the ETag each must have (None:
+    any). A dataset of several parts lists them under "inputs"."""
+    source = ctx.run["source"]
+    if source.get("inputs"):
+        return [(str(key), None) for key in source["inputs"]]
+    return [_input(ctx)]
 
 
 def _input(ctx: StageContext) -> tuple[str | None, str | None]:
-    """The key this run reads its input from, and the ETag it must have (None: any)."""
+    """The key a single-file run reads its input from, and the ETag it must have (None: any)."""
     source = ctx.run["source"]
     if "input" in source:
         return source["input"], None
@@ -146,16 +239,19 @@ def _input(ctx: StageContext) -> tuple[str | None, str | None]:
 
 
 def quarantine(ctx: StageContext, error: DataError) -> None:
-    """Keep a copy of a rejected file, with the reason, under `quarantine/<pipeline>/<run_id>/`."""
+    """Keep a copy of a rejected file (every part of it), with the reason, under
+    `quarantine/<pipeline>/<run_id>/`."""
     source = ctx.run["source"]["key"]
-    key, etag = _input(ctx)
-    target = quarantine_key(ctx.pipeline, ctx.run_id, source.rsplit("/", 1)[-1])
-    try:
-        if key is not None:
-            ctx.store.copy(key, target, if_match=etag)
-    except (NotFound, Conflict):
-        key = None
-    if key is None:
+    kept = 0
+    for key, etag in _inputs(ctx):
+        name = (key if ctx.run["source"].get("inputs") and key else source).rsplit("/", 1)[-1]
+        try:
+            if key is not None:
+                ctx.store.copy(key, quarantine_key(ctx.pipeline, ctx.run_id, name), if_match=etag)
+                kept += 1
+        except (NotFound, Conflict):
+            pass
+    if not kept:
         ctx.log.warning("nothing to quarantine: the input of %s is gone", visible(source))
     ctx.store.put_json(
         quarantine_key(ctx.pipeline, ctx.run_id, "reason.json"),
