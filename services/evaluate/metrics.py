@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import confusion_matrix
 
@@ -34,11 +35,23 @@ def _optional(name: str, **inputs: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _codes(values: Any, labels: list[Any], *, unknown: int) -> np.ndarray:
+    """Each value's position in `labels` (`unknown` for a value not among them)."""
+    codes = np.asarray(pd.Categorical(np.asarray(values), categories=labels).codes, dtype=np.int64)
+    codes[codes < 0] = unknown
+    return codes
+
+
 def _classification(model: Any, X: Any, y: Any, classes: Sequence[Any]) -> dict[str, Any]:
     labels = list(classes)
-    y_pred = model.predict(X)
+    # The metrics are computed on label positions: scikit-learn's checks of text labels cost more
+    # than the metrics. A label outside `labels` gets a code no other one has, as before.
+    predicted = model.predict(X)
+    y_true = _codes(y, labels, unknown=-1)
+    y_pred = _codes(predicted, labels, unknown=-2)
+    codes = list(range(len(labels)))
     result: dict[str, Any] = {
-        name: score(name, y_true=y, y_pred=y_pred, classes=labels) for name in _CLASSIFICATION
+        name: score(name, y_true=y_true, y_pred=y_pred, classes=codes) for name in _CLASSIFICATION
     }
     proba = None
     if hasattr(model, "predict_proba"):
@@ -48,9 +61,9 @@ def _classification(model: Any, X: Any, y: Any, classes: Sequence[Any]) -> dict[
         result[name] = (
             None
             if proba is None
-            else _optional(name, y_true=y, y_pred=y_pred, proba=proba, classes=labels)
+            else _optional(name, y_true=y_true, y_pred=y_pred, proba=proba, classes=codes)
         )
-    matrix = confusion_matrix(y, y_pred, labels=labels)
+    matrix = confusion_matrix(y_true, y_pred, labels=codes)
     result["confusion_matrix"] = {
         "labels": [_plain(label) for label in labels],
         "matrix": matrix.astype(int).tolist(),

@@ -6,15 +6,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.inspection import permutation_importance
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+import pandas as pd
+from sklearn.base import is_classifier
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    precision_recall_curve,
+    r2_score,
+    roc_curve,
+)
 
 from shared.scoring import align_proba
 
 MAX_CURVE_POINTS = 200  # enough for a smooth line on a 400-pixel plot
 MAX_SCATTER_POINTS = 500
-IMPORTANCE_ROWS = 1000  # permutation importance on a sample keeps evaluate quick on big tests
+# The plots are drawn from a seeded sample of the test split, so a big test split costs what a
+# small one does; the metrics themselves are computed on every test row (metrics.py).
+PLOT_ROWS = 5000  # curves and predicted-vs-actual points
+IMPORTANCE_ROWS = 1000  # permutation importance: columns x repeats predictions of this many rows
 IMPORTANCE_REPEATS = 3
+BATCH_ROWS = 60_000  # shuffled copies scored in one predict call, at most this many rows
 
 
 def _thin(values: Any, keep: Sequence[int]) -> list[float]:
@@ -78,21 +89,72 @@ def regression_points(model: Any, *, X: Any, y: Any, seed: int) -> dict[str, Any
     }
 
 
+def sample_rows(X: Any, y: Any, *, limit: int, seed: int) -> tuple[Any, Any]:
+    """At most `limit` rows of X and y, drawn with the seed (all of them when fewer)."""
+    if len(X) <= limit:
+        return X, y
+    sample = X.sample(limit, random_state=seed)
+    return sample, y.loc[sample.index]
+
+
+def _shuffled(X: pd.DataFrame, *, seed: int, repeats: int) -> list[tuple[int, Any]]:
+    """(column position, its values shuffled) for every column and repeat, drawn as
+    scikit-learn's permutation_importance draws them, so the same seed gives the same numbers."""
+    column_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
+    found = []
+    for position in range(X.shape[1]):
+        rng = np.random.RandomState(column_seed)
+        order = np.arange(len(X))
+        values = X.iloc[:, position].to_numpy()
+        for _ in range(repeats):
+            rng.shuffle(order)
+            values = values[order]  # each repeat shuffles the last one again, as sklearn does
+            found.append((position, values))
+    return found
+
+
+def _accuracy(truth: Any, predicted: Any) -> float:
+    """accuracy_score without its checks of the labels, which cost more than the count here."""
+    return float(np.mean(truth == predicted))
+
+
+def _batched_scores(
+    model: Any, X: pd.DataFrame, y: Any, shuffles: list[tuple[int | None, Any]]
+) -> list[float]:
+    """The model's score on each copy of X with one column replaced, predicted in few calls
+    (a pipeline's transform costs much the same for 1,000 rows as for 50,000)."""
+    measure = _accuracy if is_classifier(model) else r2_score
+    truth = np.asarray(y)
+    rows = len(X)
+    per_batch = max(1, BATCH_ROWS // max(rows, 1))
+    scores: list[float] = []
+    for start in range(0, len(shuffles), per_batch):
+        batch = shuffles[start : start + per_batch]
+        frame = pd.concat([X] * len(batch), ignore_index=True)
+        for block, (position, values) in enumerate(batch):
+            if position is not None:
+                frame.iloc[block * rows : (block + 1) * rows, position] = values
+        predicted = np.asarray(model.predict(frame))
+        for block in range(len(batch)):
+            scores.append(float(measure(truth, predicted[block * rows : (block + 1) * rows])))
+    return scores
+
+
 def feature_importance(model: Any, *, X: Any, y: Any, seed: int) -> dict[str, Any]:
-    """How much the model's own score drops when each input column is shuffled."""
-    if len(X) > IMPORTANCE_ROWS:
-        sample = X.sample(IMPORTANCE_ROWS, random_state=seed)
-        X, y = sample, y.loc[sample.index]
-    result = permutation_importance(
-        model, X, y, n_repeats=IMPORTANCE_REPEATS, random_state=seed, n_jobs=1
-    )
+    """How much the model's own score drops when each input column is shuffled (on at most
+    IMPORTANCE_ROWS rows; the same numbers as scikit-learn's permutation_importance)."""
+    X, y = sample_rows(X, y, limit=IMPORTANCE_ROWS, seed=seed)
+    shuffles = _shuffled(X, seed=seed, repeats=IMPORTANCE_REPEATS)
+    baseline, *scores = _batched_scores(model, X, y, [(None, None), *shuffles])
+    drops = baseline - np.array(scores).reshape(X.shape[1], IMPORTANCE_REPEATS)
     ranked = sorted(
-        zip(X.columns, result.importances_mean, result.importances_std, strict=True),
+        zip(X.columns, drops.mean(axis=1), drops.std(axis=1), strict=True),
         key=lambda item: -item[1],
     )
     return {
         "method": "permutation",
-        "scoring": "accuracy" if hasattr(model, "predict_proba") else "r2",
+        "scoring": "accuracy" if is_classifier(model) else "r2",
+        "rows": len(X),
         "features": [
             {"name": str(name), "mean": round(float(m), 5), "std": round(float(s), 5)}
             for name, m, s in ranked
@@ -103,11 +165,17 @@ def feature_importance(model: Any, *, X: Any, y: Any, seed: int) -> dict[str, An
 def plot_data(
     model: Any, *, X: Any, y: Any, task: str, classes: Sequence[Any] | None, seed: int
 ) -> dict[str, Any]:
-    """Everything the console plots for one evaluated candidate."""
+    """Everything the console plots for one evaluated candidate, and the rows it was drawn from."""
     data: dict[str, Any] = {"importance": feature_importance(model, X=X, y=y, seed=seed)}
+    X_plot, y_plot = sample_rows(X, y, limit=PLOT_ROWS, seed=seed)
     if task == "classification":
         labels = list(classes) if classes is not None else list(model.classes_)
-        data.update(classification_curves(model, X=X, y=y, classes=labels))
+        data.update(classification_curves(model, X=X_plot, y=y_plot, classes=labels))
     else:
-        data.update(regression_points(model, X=X, y=y, seed=seed))
+        data.update(regression_points(model, X=X_plot, y=y_plot, seed=seed))
+    data["sample"] = {
+        "test_rows": len(X),
+        "plot_rows": len(X_plot),
+        "importance_rows": data["importance"]["rows"],
+    }
     return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from celery import Celery
@@ -13,6 +14,10 @@ from shared.context import StageContext
 from shared.registry import get_alias, load_version
 from shared.results import Evaluated
 from shared.stage import create_stage_worker
+
+# Imported by the worker's main process before Celery forks its pool, so that no pool process
+# (a replacement one included) pays for them on its first task: skops.io alone takes 0.5-2 s.
+PRELOAD = ("skops.io",)
 
 
 def evaluate(ctx: StageContext) -> Evaluated:
@@ -74,4 +79,6 @@ def _score_champion(
 def create_worker() -> Celery:
     """The evaluate worker's Celery app with its task registered."""
     app, _ = create_stage_worker("evaluate", evaluate)
+    for name in PRELOAD:
+        importlib.import_module(name)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from celery import Celery
@@ -12,6 +13,10 @@ from shared.context import StageContext
 from shared.results import Preprocessed
 from shared.signature import input_signature
 from shared.stage import create_stage_worker
+
+# Imported by the worker's main process before Celery forks its pool, so that no pool process
+# (a replacement one included) pays for them on its first task: skops.io alone takes 0.5-2 s.
+PRELOAD = ("skops.io",)
 
 
 def cache_inputs(ctx: StageContext) -> dict[str, Any]:
@@ -51,4 +56,6 @@ def preprocess(ctx: StageContext) -> Preprocessed:
 def create_worker() -> Celery:
     """The preprocess worker's Celery app with its task registered."""
     app, _ = create_stage_worker("preprocess", preprocess, cache_inputs=cache_inputs)
+    for name in PRELOAD:
+        importlib.import_module(name)
     return app

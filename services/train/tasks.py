@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from services.train.training import (
     best_trial,
     default_candidates,
     fit_model,
+    join_model,
     plan_trials,
     run_trial,
 )
@@ -30,6 +32,10 @@ from shared.results import Best, Planned, StageStatus, Trained
 from shared.scoring import METRICS
 from shared.stage import StageRunner, create_stage_worker, parse_message
 from shared.trials import due_trials, finished_trials, next_trial
+
+# Imported by the worker's main process before Celery forks its pool, so that no pool process
+# (a replacement one included) pays for them on its first task: skops.io alone takes 0.5-2 s.
+PRELOAD = ("skops.io",)
 
 
 def cache_inputs(ctx: StageContext) -> dict[str, Any]:
@@ -112,13 +118,18 @@ def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> d
     spec = ctx.spec()
     splits = data.get(ctx)
     classes = sorted(splits["y_train"].unique().tolist()) if spec.task == "classification" else None
+
+    def keep(model: Any, value: float) -> None:
+        data.keep(ctx.run_id, planned["index"], model, value, metric=spec.metric)
+
     return run_trial(
         task=spec.task,
         estimator=planned["estimator"],
         params=planned["params"],
         metric=spec.metric,
         classes=classes,
-        **splits,
+        on_fitted=keep,
+        **{name: splits[name] for name in ("X_train", "y_train", "X_val", "y_val")},
     )
 
 
@@ -143,7 +154,30 @@ def claim_selection(ctx: StageContext, task_id: str) -> bool:
     return True
 
 
-def select(ctx: StageContext, *, task_id: str) -> Trained | None:
+def _best_model(ctx: StageContext, best: dict[str, Any], data: TrialData) -> tuple[Any, Any]:
+    """The best trial's estimator joined to the transformer, and the training targets: the one
+    this process fitted in that trial when it ran it (the same data, parameters and seed give
+    the same model), else refitted on the training split."""
+    kept = data.take(ctx.run_id, best["index"])
+    if kept is not None:
+        estimator, splits = kept
+        ctx.log.info("selection reuses trial %s's fitted %s", best["index"], best["estimator"])
+        return join_model(splits["transformer"], estimator), splits["y_train"]
+    spec = ctx.spec()
+    part = ctx.store.get_frame(ctx.key("train.parquet", "preprocess"))
+    transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
+    model = fit_model(
+        transformer=transformer,
+        task=spec.task,
+        estimator=best["estimator"],
+        params=best["params"],
+        X=part.drop(columns=[spec.target]),
+        y=part[spec.target],
+    )
+    return model, part[spec.target]
+
+
+def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) -> Trained | None:
     """Claim the run's one selection, pick the best trial on validation, refit and save it."""
     count = len(ctx.store.get_json(ctx.key("plan.json"))["trials"])
     if len(finished_trials(ctx.store, ctx.run_id)) < count:
@@ -156,18 +190,9 @@ def select(ctx: StageContext, *, task_id: str) -> Trained | None:
     results = load_results(ctx, count)
     ctx.store.put_json(ctx.key("trials.json"), results)
     best = best_trial(results, spec.metric)
-    part = ctx.store.get_frame(ctx.key("train.parquet", "preprocess"))
-    transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
-    model = fit_model(
-        transformer=transformer,
-        task=spec.task,
-        estimator=best["estimator"],
-        params=best["params"],
-        X=part.drop(columns=[spec.target]),
-        y=part[spec.target],
-    )
+    model, y_train = _best_model(ctx, best, data or TrialData())
     ctx.store.put_bytes(ctx.key("model.skops"), dump_model(model))
-    classes = sorted(part[spec.target].unique().tolist()) if spec.task == "classification" else None
+    classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
     ctx.log.info("selection ran: best %s %s", best["estimator"], best["params"])
     return Trained(
         best=Best(estimator=best["estimator"], params=best["params"], score=best["score"]),
@@ -196,8 +221,10 @@ def create_worker() -> Celery:
     def train_select(task: TaskLike, **body: Any) -> None:
         message = parse_message(RunStage, body, "train.select")
         if message is not None:
-            runner.retrying(task, message, lambda: finish(runner, task, message))
+            runner.retrying(task, message, lambda: finish(runner, task, message, data))
 
+    for name in PRELOAD:
+        importlib.import_module(name)
     return app
 
 
@@ -231,7 +258,9 @@ def _trial(runner: StageRunner, task: TaskLike, message: RunTrial, data: TrialDa
     )
 
 
-def finish(runner: StageRunner, task: TaskLike, message: RunStage) -> None:
+def finish(
+    runner: StageRunner, task: TaskLike, message: RunStage, data: TrialData | None = None
+) -> None:
     """Run the run's selection (`train.select`) and complete the train stage, or fail it with
     the reason when selection fails."""
     status = _running(runner, message)
@@ -242,7 +271,7 @@ def finish(runner: StageRunner, task: TaskLike, message: RunStage) -> None:
     def choose() -> Trained | None:
         with heartbeat(ctx.store, ctx.key("heartbeat.json"), every=ctx.settings.heartbeat_seconds):
             try:
-                return select(ctx, task_id=str(task.request.id))
+                return select(ctx, task_id=str(task.request.id), data=data)
             except NotFound as exc:  # a file of the run is gone: the run fails saying which
                 raise DataError(str(exc)) from exc
 

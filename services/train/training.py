@@ -221,8 +221,10 @@ def run_trial(
     y_val: Any,
     metric: str,
     classes: Sequence[Any] | None,
+    on_fitted: Callable[[BaseEstimator, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Fit and score one candidate on transformed features; a failed fit is recorded, not raised."""
+    """Fit and score one candidate on transformed features; a failed fit is recorded, not raised.
+    `on_fitted` receives the fitted estimator and its score when the trial succeeds."""
     started = time.perf_counter()
     result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
     try:
@@ -230,6 +232,8 @@ def run_trial(
         model.fit(X_train, y_train)
         value = _trial_score(model, X_val=X_val, y_val=y_val, metric=metric, classes=classes)
         result.update(score=value, state="succeeded", error=None)
+        if on_fitted is not None:
+            on_fitted(model, value)
     except Exception as exc:  # any fit failure is this trial's outcome, not a crash
         result.update(score=None, state="failed", error=f"{type(exc).__name__}: {exc}")
     result["seconds"] = round(time.perf_counter() - started, 3)
@@ -293,4 +297,9 @@ def fit_model(
 ) -> Pipeline:
     """Fit the chosen estimator on already-fitted features and join both into one Pipeline."""
     model = make_estimator(task, estimator, params).fit(transformer.transform(X), y)
+    return join_model(transformer, model)
+
+
+def join_model(transformer: ColumnTransformer, model: BaseEstimator) -> Pipeline:
+    """The served model: the fitted feature transformer, then the fitted estimator."""
     return Pipeline([("features", transformer), ("model", model)])

@@ -9,6 +9,7 @@ from shared.artifacts import load_model
 from shared.context import StageContext
 from shared.errors import NotFound
 from shared.layout import trial_key
+from shared.scoring import is_better
 
 
 def load_results(ctx: StageContext, count: int) -> list[dict[str, Any]]:
@@ -39,25 +40,43 @@ def top_trials(
 
 
 class TrialData:
-    """A worker's cache of the transformed splits of the last few runs it tuned."""
+    """A worker's cache of the transformed splits of the last few runs it tuned, and of the
+    best estimator each of those runs fitted in this process (selection reuses it, not refits)."""
 
     def __init__(self, size: int = 2) -> None:
         self.size = size
         self.runs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.fitted: dict[str, tuple[int, float, Any]] = {}
+
+    def keep(self, run_id: str, index: int, model: Any, score: float, *, metric: str) -> None:
+        """Hold trial `index`'s fitted estimator if it scored better than the one held."""
+        held = self.fitted.get(run_id)
+        if run_id in self.runs and (held is None or is_better(metric, score, held[1])):
+            self.fitted[run_id] = (index, score, model)
+
+    def take(self, run_id: str, index: int) -> tuple[Any, dict[str, Any]] | None:
+        """Trial `index`'s estimator fitted here and the run's splits (transformer included),
+        or None when another process ran that trial; the run is forgotten either way."""
+        held = self.fitted.pop(run_id, None)
+        splits = self.runs.pop(run_id, None)
+        if held is None or held[0] != index or splits is None:
+            return None
+        return held[2], splits
 
     def get(self, ctx: StageContext) -> dict[str, Any]:
         """The run's transformed train and validation splits, read from the bucket once."""
         if ctx.run_id not in self.runs:
             self.runs[ctx.run_id] = self._load(ctx)
             while len(self.runs) > self.size:
-                self.runs.popitem(last=False)
+                gone, _ = self.runs.popitem(last=False)
+                self.fitted.pop(gone, None)
         return self.runs[ctx.run_id]
 
     @staticmethod
     def _load(ctx: StageContext) -> dict[str, Any]:
         spec = ctx.spec()
         transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
-        data: dict[str, Any] = {}
+        data: dict[str, Any] = {"transformer": transformer}
         for name, suffix in (("train", "train"), ("validation", "val")):
             part = ctx.store.get_frame(ctx.key(f"{name}.parquet", "preprocess"))
             data[f"X_{suffix}"] = transformer.transform(part.drop(columns=[spec.target]))

@@ -104,7 +104,9 @@ def test_regression_report_draws_points_and_residuals(console: str, store: Store
                 "method": "permutation",
                 "scoring": "r2",
                 "features": [{"name": "bmi", "mean": 0.3, "std": 0.01}],
+                "rows": 3,
             },
+            "sample": {"test_rows": 3, "plot_rows": 3, "importance_rows": 3},
         },
     }
     store.put_json(f"runs/{run_id}/evaluate/report.json", report)
@@ -119,3 +121,35 @@ def test_regression_report_draws_points_and_residuals(console: str, store: Store
     assert page.count('class="dot"') == 6 and "ROC curve" not in page
     assert '<td class="num better">50.0000</td>' in page  # lower rmse is better
     assert "Production v1" in page and "drop in r2 when the column is shuffled" in page
+    assert "Plots drawn from 3 of the 3 test rows, feature importance from 3" in page
+
+
+def test_the_report_says_how_many_test_rows_its_plots_were_drawn_from(
+    console: str, store: Store
+) -> None:
+    run_id = seed_run(store, when=ago(minutes=2))
+    report = {
+        "metrics": {"accuracy": 0.9, "rows": 40000},
+        "gate": {"passed": True, "reason": "no production model yet"},
+        "test_rows": 40000,
+        "plots": {
+            "roc": [],
+            "pr": [],
+            "importance": {
+                "method": "permutation",
+                "scoring": "accuracy",
+                "features": [{"name": "tenure", "mean": 0.1, "std": 0.01}],
+            },
+            "sample": {"test_rows": 40000, "plot_rows": 5000, "importance_rows": 1000},
+        },
+    }
+    store.put_json(f"runs/{run_id}/evaluate/report.json", report)
+    page = requests.get(f"{console}/runs/{run_id}", timeout=30).text
+    assert (
+        '<p class="muted" id="plot-sample">Plots drawn from 5000 of the 40000 test rows, '
+        "feature importance from 1000 (seeded samples); the metrics above use every test row."
+        "</p>"
+    ) in page
+    del report["plots"]["sample"]  # a report written before reports stated their samples
+    store.put_json(f"runs/{run_id}/evaluate/report.json", report)
+    assert 'id="plot-sample"' not in requests.get(f"{console}/runs/{run_id}", timeout=30).text
