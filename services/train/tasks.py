@@ -234,6 +234,20 @@ def _running(runner: StageRunner, message: RunStage) -> StageStatus | None:
     return status if status is not None and status.state == "running" else None
 
 
+def _resumed(
+    runner: StageRunner, task: TaskLike, message: RunStage, status: StageStatus
+) -> StageContext:
+    """The run's context for a trial or the selection, carrying the stage's counts (attempts,
+    retries, deliveries lost), so that the status they write keeps them."""
+    ctx = runner.context(task.app, message)
+    ctx.memo["tries"] = {
+        "attempts": status.attempts,
+        "retries": status.retries,
+        "interrupted": status.interrupted,
+    }
+    return ctx
+
+
 def _failing(
     runner: StageRunner, ctx: StageContext, status: StageStatus
 ) -> Callable[[Failure], None]:
@@ -249,7 +263,7 @@ def _trial(runner: StageRunner, task: TaskLike, message: RunTrial, data: TrialDa
     status = _running(runner, message)
     if status is None:
         return
-    ctx = runner.context(task.app, message)
+    ctx = _resumed(runner, task, message, status)
     worker = str(task.request.hostname or "")
     settle(
         lambda: trial(ctx, message.index, data=data, worker=worker),
@@ -266,7 +280,7 @@ def finish(
     status = _running(runner, message)
     if status is None:
         return
-    ctx = runner.context(task.app, message)
+    ctx = _resumed(runner, task, message, status)
 
     def choose() -> Trained | None:
         with heartbeat(ctx.store, ctx.key("heartbeat.json"), every=ctx.settings.heartbeat_seconds):

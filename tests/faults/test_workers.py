@@ -32,7 +32,7 @@ def test_sigkill_of_the_worker_running_a_stage_loses_nothing(stack: Stack, stage
     run = wait_run(stack.store, run_id, timeout=180)
     assert run["state"] == "succeeded", run["error"]
     status = stack.store.get_json(f"runs/{run_id}/{stage}/status.json")
-    assert status["interrupted"] == 1 and status["attempts"] == 2
+    assert status.get("interrupted") == 1 and status["attempts"] == 2, str(status)
     versions = stack.cli_json("models", pipeline)
     assert [(v["version"], v["aliases"]) for v in versions] == [(1, ["production"])]
     served = wait_served(stack.settings.serve_url, pipeline, 1)
