@@ -190,16 +190,23 @@ class RsgiWsgi:
 
 
 def granian_argv(
-    target: str, *, host: str, port: int, workers: int, grace_seconds: float
+    target: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    grace_seconds: float,
+    interface: str = "rsgi",
 ) -> list[str]:
-    """granian's command line for `target` (an RsgiWsgi): RSGI, one Python thread per worker,
+    """granian's command line for `target` (an RsgiWsgi, or a WSGI app with interface="wsgi"):
+    one Python thread per worker,
     keep-alive, a deep backlog, respawn of a crashed worker, no access log, and a stop that waits
     `grace_seconds` for requests in flight."""
     grace = min(max(math.ceil(grace_seconds), 1), 1800)  # granian takes whole seconds, 1 to 1800
     # fmt: off
     return [
         sys.executable, "-m", "granian",
-        "--interface", "rsgi",
+        "--interface", interface,
         "--host", host,
         "--port", str(port),
         "--workers", str(workers),

@@ -1,0 +1,87 @@
+"""The console as `cauce up` starts it (granian behind shared/rsgi.py), over real HTTP: a body
+that stops arriving, and idle connections, cost only their own connection."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from shared.config import Settings
+from shared.stack.local import child_env
+from shared.stack.servers import free_port
+from tests.conftest import wait_until
+
+
+def threads(pid: int) -> int:
+    """The threads of a process and of its children (granian's master and its worker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for each in [pid, *map(int, children)]:
+        status = Path(f"/proc/{each}/status").read_text()
+        total += int(
+            next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1]
+        )
+    return total
+
+
+def test_stalled_bodies_and_idle_connections_cost_the_console_no_thread(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **child_env(settings),
+        "CAUCE_CONSOLE_PORT": str(port),
+        "CAUCE_BODY_TIMEOUT_SECONDS": "3",
+    }
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "console.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.console"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    socks: list[socket.socket] = []
+    try:
+        health = f"{url}/api/health"
+        wait_until(lambda: _ok(health), "the console never answered", log, 60)
+        before = threads(proc.pid)
+        head = (
+            f"POST /api/specs/x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{}"
+        ).encode()
+        for _ in range(20):  # bodies that stop arriving
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(head)
+            socks.append(sock)
+        for _ in range(100):  # connections that send nothing at all
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+        time.sleep(1)
+        started = time.monotonic()
+        statuses = [requests.get(health, timeout=10).status_code for _ in range(20)]
+        assert statuses == [200] * 20
+        assert time.monotonic() - started < 5
+        assert threads(proc.pid) <= before + 10, (before, threads(proc.pid))
+        answer = socks[0].recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"stopped arriving for 3 s" in answer
+    finally:
+        for sock in socks:
+            sock.close()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:
+        return False
