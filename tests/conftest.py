@@ -47,10 +47,11 @@ def wait_until(check: Callable[[], object], what: str, log: Path, timeout: float
     raise AssertionError(f"{what} within {timeout}s; its log:\n{log.read_text()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within `timeout` seconds."""
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -77,7 +78,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         yield Server(f"http://127.0.0.1:{port}", port)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +105,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         wait_until(pings, "the Redis-protocol server did not start", log)
         yield Server(f"redis://127.0.0.1:{port}/0", port)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 _tests = itertools.count()

@@ -45,12 +45,7 @@ def submit_file(
     store.ensure_bucket()
     if target is not None:
         _set_target(store, pipeline, target)
-    key = drop_key(pipeline, path.name)
-    started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
-    options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
-    store.put_bytes(key, path.read_bytes(), metadata=options)
-    uploaded = store.head(key)  # same key and bytes as an earlier drop: the time tells them apart
-    return {"key": key, "etag": uploaded.etag, "modified": uploaded.modified, "after": started}
+    return _drop(store, drop_key(pipeline, path.name), path.read_bytes(), cache=cache, force=force)
 
 
 def dataset_files(path: Path) -> list[Path]:
@@ -88,12 +83,25 @@ def submit_dataset(
     for path in paths:
         store.upload(path, part_key(folder, path.name))  # streamed: parts may be large
     listed = [{"name": path.name, "size": path.stat().st_size} for path in paths]
+    text = json.dumps({"parts": listed}, indent=1).encode()
     key = part_key(folder, MANIFEST_MARKER)
+    return _drop(store, key, text, cache=cache, force=force, content_type="application/json")
+
+
+def _drop(
+    store: Store,
+    key: str,
+    data: bytes,
+    *,
+    cache: bool,
+    force: bool,
+    content_type: str = "application/octet-stream",
+) -> dict[str, Any]:
+    """Put the object that starts a run, with the run's options as metadata; what finds its run."""
     started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
     options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
-    text = json.dumps({"parts": listed}, indent=1).encode()
-    store.put_bytes(key, text, content_type="application/json", metadata=options)
-    uploaded = store.head(key)
+    store.put_bytes(key, data, content_type=content_type, metadata=options)
+    uploaded = store.head(key)  # same key and bytes as an earlier drop: the time tells them apart
     return {"key": key, "etag": uploaded.etag, "modified": uploaded.modified, "after": started}
 
 

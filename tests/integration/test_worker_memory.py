@@ -18,6 +18,7 @@ from shared.pipeline import TASKS
 from shared.runs import create_run, read_status
 from shared.stack.local import child_env
 from shared.storage import Store
+from tests.conftest import stop
 from tests.datasets import cancer_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,12 +75,7 @@ def ingest_worker(settings: Settings, tmp_path: Path) -> Iterator[int]:
     try:
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
 
 
 def test_a_workers_memory_is_returned_after_a_large_task(
