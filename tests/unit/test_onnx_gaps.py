@@ -54,7 +54,11 @@ def table() -> tuple[pd.DataFrame, pd.Series]:
 
 @pytest.mark.parametrize(
     "estimator",
-    [Ridge(), HistGradientBoostingRegressor(max_iter=50), RandomForestRegressor(n_estimators=20)],
+    [
+        Ridge(),
+        HistGradientBoostingRegressor(max_iter=50),
+        RandomForestRegressor(n_estimators=20, random_state=0),
+    ],
     ids=["ridge", "boosting", "forest"],
 )
 def test_a_regressor_fitted_on_gaps_exports_and_passes_parity(
