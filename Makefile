@@ -88,9 +88,11 @@ bench-stalled: $(STAMP)
 
 # cauce against a plain pandas + scikit-learn script on 20k, 1M and 5M rows (docs/benchmarks.md);
 # other sizes with `make bench-scale ROWS=20000,1000000,10000000`.
+# PARTS=8 submits each table a second time as 8 Parquet parts of one dataset.
 ROWS ?= 20000,1000000,5000000
+PARTS ?= 0
 bench-scale: $(STAMP)
-	$(BIN)/python -m bench.scale --rows $(ROWS)
+	$(BIN)/python -m bench.scale --rows $(ROWS) --parquet-parts $(PARTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

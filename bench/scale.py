@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from bench.stack import local_stack, machine
-from shared.client.submit import await_run_id, submit_file, wait_for_run
+from shared.client.submit import await_run_id, submit_dataset, submit_file, wait_for_run
 from shared.layout import spec_key
 from shared.stack.local import read_state
 from shared.storage import Store
@@ -112,6 +112,38 @@ class Plain:
     seconds: float
     peak_rss: int
     accuracy: float
+
+
+def parquet_parts(csv: Path, parts: int) -> list[Path]:
+    """The table as `parts` Parquet files of about equal rows (kept, like the CSV), written by
+    streaming the CSV: the same rows and types cauce's ingest would read."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    folder = csv.with_name(f"{csv.stem}-{parts}-parts")
+    paths = [folder / f"part-{i:03d}.parquet" for i in range(parts)]
+    if all(path.exists() for path in paths):
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = sum(1 for _ in csv.open("rb")) - 1
+    per_part = -(-rows // parts)
+    reader = pacsv.open_csv(csv, read_options=pacsv.ReadOptions(block_size=16 * MIB))
+    index, written, writer = 0, 0, None
+    for batch in reader:
+        while batch.num_rows:
+            if writer is None:
+                writer = pq.ParquetWriter(paths[index].with_suffix(".partial"), batch.schema)
+            take = min(batch.num_rows, per_part - written)
+            writer.write_batch(batch.slice(0, take))
+            batch, written = batch.slice(take), written + take
+            if written == per_part:
+                writer.close()
+                paths[index].with_suffix(".partial").rename(paths[index])
+                index, written, writer = index + 1, 0, None
+    if writer is not None:
+        writer.close()
+        paths[index].with_suffix(".partial").rename(paths[index])
+    return paths
 
 
 def run_plain(path: Path) -> Plain:
@@ -230,12 +262,16 @@ class Cauce:
     pss_after: dict[str, int]
 
 
-def run_cauce(store: Store, home: Path, path: Path, pipeline: str) -> Cauce:
-    """Submit the table, wait for the deployed model; time, stage seconds, accuracy, memory."""
+def run_cauce(store: Store, home: Path, path: Path | list[Path], pipeline: str) -> Cauce:
+    """Submit the table (a file, or the parts of one dataset), wait for the deployed model; time,
+    stage seconds, accuracy, memory."""
     store.put_bytes(spec_key(pipeline), SPEC.encode())
     with Sampler(home) as sampler:
         started = time.perf_counter()
-        upload = submit_file(store, path, pipeline=pipeline)
+        if isinstance(path, list):
+            upload = submit_dataset(store, path, pipeline=pipeline, dataset="parts")
+        else:
+            upload = submit_file(store, path, pipeline=pipeline)
         run_id = await_run_id(store, upload, timeout=120)
         assert run_id is not None, "no run started within 120 s"
         view = wait_for_run(store, run_id, timeout=3 * 3600)
@@ -259,13 +295,21 @@ def gib(n: int) -> str:
     return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / MIB:.0f} MiB"
 
 
-def report(rows: int, size: int, plain: Plain, cauce: Cauce, pss_before: dict[str, int]) -> None:
+def report(
+    rows: int,
+    size: int,
+    plain: Plain,
+    cauce: Cauce,
+    pss_before: dict[str, int],
+    source: str = "CSV",
+) -> None:
     """The table of one size."""
     name, peak = max(cauce.peaks.items(), key=lambda item: item[1])
     accuracy = f"{cauce.accuracy:.4f}" if cauce.accuracy is not None else "-"
-    print(f"\n{rows:,} rows ({size / MIB:.1f} MiB of CSV)")
+    print(f"\n{rows:,} rows ({size / MIB:.1f} MiB of {source})")
     print(f"{'':34}{'seconds':>9}{'peak RSS':>12}{'accuracy':>10}")
-    print(f"{'plain script':34}{plain.seconds:9.2f}{gib(plain.peak_rss):>12}{plain.accuracy:10.4f}")
+    peak_plain = gib(plain.peak_rss)
+    print(f"{'plain script (CSV)':34}{plain.seconds:9.2f}{peak_plain:>12}{plain.accuracy:10.4f}")
     print(f"{'cauce, submit to deployed':34}{cauce.seconds:9.2f}{gib(peak):>12}{accuracy:>10}")
     stages = ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in cauce.stages.items())
     handoffs = cauce.seconds - sum(cauce.stages.values())
@@ -299,6 +343,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="20000,1000000,5000000", help="comma-separated sizes")
     parser.add_argument("--workdir", type=Path, default=WORKDIR, help="where the tables are kept")
+    parser.add_argument(
+        "--parquet-parts",
+        type=int,
+        default=0,
+        help="also submit each table as this many Parquet parts of one dataset (a row per size)",
+    )
     args = parser.parse_args()
     sizes = sorted(int(n) for n in args.rows.replace("_", "").split(","))
     print(f"machine: {machine()}")
@@ -324,6 +374,14 @@ def main() -> None:
             report(rows, tables[rows].stat().st_size, plain, cauce, pss_before)
             results.append((rows, plain, cauce))
             pss_before = cauce.pss_after
+            if args.parquet_parts:
+                parts = parquet_parts(tables[rows], args.parquet_parts)
+                pipeline = f"scale-{label(rows).lower()}-parts"
+                parted = run_cauce(store, home, parts, pipeline)
+                size = sum(part.stat().st_size for part in parts)
+                source = f"Parquet in {len(parts)} parts"
+                report(rows, size, plain, parted, pss_before, source)
+                pss_before = parted.pss_after
     (args.workdir / "results.json").write_text(
         json.dumps(
             [

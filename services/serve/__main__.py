@@ -18,9 +18,7 @@ from shared.errors import CauceError
 from shared.rsgi import exec_granian
 from shared.rsgi import granian_argv as shared_argv
 
-# WSGI, not the RSGI front the console runs behind (shared/rsgi.py): measured with
-# `make bench-serving`, the front cost 2-4x in throughput and latency (docs/benchmarks.md).
-TARGET = "services.serve.wsgi:app"
+TARGET = "services.serve.wsgi:served"
 # Read once, when a worker loads the numeric libraries; create_app also caps them (threadpoolctl).
 ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -45,7 +43,6 @@ def granian_argv(settings: Settings, *, workers: int) -> list[str]:
         port=settings.serve_port,
         workers=workers,
         grace_seconds=settings.shutdown_grace_seconds,
-        interface="wsgi",
     )
 
 

@@ -80,6 +80,52 @@ def test_stalled_bodies_and_idle_connections_cost_the_console_no_thread(
         proc.wait()
 
 
+def test_a_large_body_may_arrive_slowly_but_not_stop(settings: Settings, tmp_path: Path) -> None:
+    """Over 64 KiB (shared/rsgi.py WHOLE_BYTES) a body is read piece by piece: it may take longer
+    than the timeout in all as long as no pause is that long; a pause that long gets the 408."""
+    port = free_port()
+    env = {
+        **child_env(settings),
+        "CAUCE_CONSOLE_PORT": str(port),
+        "CAUCE_BODY_TIMEOUT_SECONDS": "2",
+    }
+    log = tmp_path / "console.log"
+    size, piece = 200 * 1024, 40 * 1024
+    head = (
+        f"POST /api/specs/x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.console"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: _ok(f"http://127.0.0.1:{port}/api/health"), "no console", log, 60)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            slow.sendall(head)
+            started = time.monotonic()
+            for _ in range(size // piece):  # five pieces, a second apart: 4 s in all, over 2 s
+                time.sleep(1)
+                slow.sendall(b" " * piece)
+            answer = slow.recv(65536)
+            assert time.monotonic() - started > 4
+            assert answer.startswith(b"HTTP/1.1 4") and not answer.startswith(b"HTTP/1.1 408")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as stopped:
+            stopped.sendall(head + b" " * piece)
+            started = time.monotonic()
+            answer = stopped.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert b"stopped arriving for 2 s" in answer
+            assert 1.5 < time.monotonic() - started < 10
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _ok(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).ok

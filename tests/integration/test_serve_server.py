@@ -295,3 +295,53 @@ def test_a_model_one_worker_reports_served_answers_on_every_worker(
         assert answers == Counter({(200, "2", "2"): 100}), log.read_text()[-3000:]
         answers = infer_many(url, "/v2/models/iris/infer", 50)
         assert set(answers) <= {(200, "1", "1"), (200, "2", "2")}, answers
+
+
+def stalled_posts(url: str, count: int) -> list[socket.socket]:
+    """`count` connections that each POST a body 100 bytes shorter than they declare, then wait."""
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"instances": ROWS}).encode()
+    head = (
+        f"POST /invocations/iris HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body) + 100}\r\n\r\n"
+    ).encode()
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.sendall(head + body)
+        socks.append(sock)
+    return socks
+
+
+def test_a_body_that_never_arrives_costs_only_its_own_connection(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    X, _ = iris_frame()
+    deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
+    port = free_port()
+    env = {
+        **child_env(settings),
+        "CAUCE_SERVE_PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "CAUCE_BODY_TIMEOUT_SECONDS": "4",
+    }
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    with launched(env, log):
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 180)
+        socks = stalled_posts(url, 20)  # more than the workers have threads, ten times over
+        try:
+            started = time.monotonic()
+            answers = [predict(url) for _ in range(40)]
+            took = time.monotonic() - started
+            assert [a.status_code for a in answers] == [200] * 40, log.read_text()[-3000:]
+            assert took < 4, f"40 predictions took {took:.1f} s beside 20 stalled bodies"
+            # Each stalled request is answered 408 once its body stops arriving, and closed.
+            first = socks[0].recv(65536)
+            assert first.startswith(b"HTTP/1.1 408"), first
+            assert b"stopped arriving for 4 s" in first
+            for sock in socks:
+                while sock.recv(65536):
+                    pass  # the server closes each connection after its 408
+        finally:
+            for sock in socks:
+                sock.close()

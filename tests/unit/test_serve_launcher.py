@@ -21,8 +21,8 @@ def options(argv: list[str]) -> dict[str, str]:
 def test_granian_gets_the_measured_settings_on_loopback_by_default() -> None:
     argv = granian_argv(Settings(serve_host="127.0.0.1", serve_port=8080), workers=2)
     given = options(argv)
-    assert argv[1:3] == ["-m", "granian"] and argv[-1] == TARGET == "services.serve.wsgi:app"
-    assert given["--interface"] == "wsgi"
+    assert argv[1:3] == ["-m", "granian"] and argv[-1] == TARGET == "services.serve.wsgi:served"
+    assert given["--interface"] == "rsgi" and given["--loop"] == "uvloop"
     assert (given["--host"], given["--port"]) == ("127.0.0.1", "8080")
     assert (given["--workers"], given["--blocking-threads"]) == ("2", "1")
     assert given["--backlog"] == "2048" and given["--workers-kill-timeout"] == "30"
