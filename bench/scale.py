@@ -266,12 +266,14 @@ def run_cauce(store: Store, home: Path, path: Path | list[Path], pipeline: str) 
     """Submit the table (a file, or the parts of one dataset), wait for the deployed model; time,
     stage seconds, accuracy, memory."""
     store.put_bytes(spec_key(pipeline), SPEC.encode())
+    wake = os.environ["CAUCE_BROKER_URL"]  # as `cauce submit` does, wake the watcher
     with Sampler(home) as sampler:
         started = time.perf_counter()
         if isinstance(path, list):
-            upload = submit_dataset(store, path, pipeline=pipeline, dataset="parts")
+            parts = {"pipeline": pipeline, "dataset": "parts", "broker_url": wake}
+            upload = submit_dataset(store, path, **parts)
         else:
-            upload = submit_file(store, path, pipeline=pipeline)
+            upload = submit_file(store, path, pipeline=pipeline, broker_url=wake)
         run_id = await_run_id(store, upload, timeout=120)
         assert run_id is not None, "no run started within 120 s"
         view = wait_for_run(store, run_id, timeout=3 * 3600)

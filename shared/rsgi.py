@@ -215,8 +215,9 @@ def granian_argv(
     interface: str = "rsgi",
 ) -> list[str]:
     """granian's command line for `target` (an RsgiWsgi on uvloop, or a WSGI app with
-    interface="wsgi"): one Python thread per worker, keep-alive, a deep backlog, respawn of a crashed worker, no access log, and a stop that waits
-    `grace_seconds` for requests in flight."""
+    interface="wsgi"): one Python thread per worker, keep-alive, a deep backlog, respawn of a
+    crashed worker, no access log, and a stop that waits `grace_seconds` for requests in
+    flight."""
     grace = min(max(math.ceil(grace_seconds), 1), 1800)  # granian takes whole seconds, 1 to 1800
     # fmt: off
     return [

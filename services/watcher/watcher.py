@@ -43,6 +43,7 @@ from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
 from shared.storage import ObjectInfo, Store
 from shared.text import visible
+from shared.wake import wait_for_wake
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,8 @@ def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:
 
 
 def watch(settings: Settings, stop: threading.Event) -> None:
-    """Scan `incoming/` and recover stalled runs until `stop` is set; only the lock holder works."""
+    """Scan `incoming/` and recover stalled runs until `stop` is set; only the lock holder works.
+    Between scans it waits CAUCE_WATCH_POLL_SECONDS, or less when `cauce submit` wakes it."""
     store = Store.from_settings(settings)
     broker = redis.Redis.from_url(settings.broker_url)
     app = create_celery(settings, "watcher")
@@ -305,7 +307,10 @@ def watch(settings: Settings, stop: threading.Event) -> None:
                     next_sweep = time.monotonic() + max(1.0, settings.stale_seconds / 4)
         except (CauceError, redis.RedisError, OSError) as exc:
             log.warning("watcher: %s; trying again", exc)
-        stop.wait(settings.watch_poll_seconds)
+        try:
+            wait_for_wake(broker, settings.watch_poll_seconds)  # a submit wakes it at once
+        except (redis.RedisError, OSError):
+            stop.wait(settings.watch_poll_seconds)
 
 
 def main() -> None:

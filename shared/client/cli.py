@@ -182,11 +182,19 @@ def submit(
 ) -> None:
     """Upload FILE to the drop zone, which starts a run; several files, or a folder, are the
     parts of one dataset, whose manifest (uploaded last) starts one run of them all."""
-    store = _store()
+    settings = _settings()
+    store = Store.from_settings(settings)
     parts, name = _parts(files, dataset)
+    wake = settings.broker_url
     if parts is None:
         upload = submit_file(
-            store, files[0], pipeline=pipeline, target=target, cache=not no_cache, force=force
+            store,
+            files[0],
+            pipeline=pipeline,
+            target=target,
+            cache=not no_cache,
+            force=force,
+            broker_url=wake,
         )
     else:
         upload = submit_dataset(
@@ -197,6 +205,7 @@ def submit(
             target=target,
             cache=not no_cache,
             force=force,
+            broker_url=wake,
         )
         click.echo(f"uploaded {len(parts)} parts", err=True)
     click.echo(f"uploaded s3://{store.bucket}/{upload['key']}", err=True)

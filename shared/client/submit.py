@@ -28,6 +28,7 @@ from shared.layout import (
 from shared.runs import describe_run, is_terminal, read_run
 from shared.spec import load_yaml
 from shared.storage import Store, check_name
+from shared.wake import wake_watcher
 
 
 def submit_file(
@@ -38,14 +39,17 @@ def submit_file(
     target: str | None = None,
     cache: bool = True,
     force: bool = False,
+    broker_url: str | None = None,
 ) -> dict[str, Any]:
-    """Upload `path` to `incoming/<pipeline>/`; with `target`, set it in the spec first."""
+    """Upload `path` to `incoming/<pipeline>/`; with `target`, set it in the spec first. With
+    `broker_url`, wake the watcher rather than wait for its next poll (shared/wake.py)."""
     check_name(pipeline)
     check_name(path.name, what="file")
     store.ensure_bucket()
     if target is not None:
         _set_target(store, pipeline, target)
-    return _drop(store, drop_key(pipeline, path.name), path.read_bytes(), cache=cache, force=force)
+    key, data = drop_key(pipeline, path.name), path.read_bytes()
+    return _drop(store, key, data, cache=cache, force=force, broker_url=broker_url)
 
 
 def dataset_files(path: Path) -> list[Path]:
@@ -66,6 +70,7 @@ def submit_dataset(
     target: str | None = None,
     cache: bool = True,
     force: bool = False,
+    broker_url: str | None = None,
 ) -> dict[str, Any]:
     """Upload `paths` as the parts of one dataset to `incoming/<pipeline>/<dataset>/`, then a
     manifest naming them in order (last: it starts the run, and only of exactly these parts)."""
@@ -85,7 +90,15 @@ def submit_dataset(
     listed = [{"name": path.name, "size": path.stat().st_size} for path in paths]
     text = json.dumps({"parts": listed}, indent=1).encode()
     key = part_key(folder, MANIFEST_MARKER)
-    return _drop(store, key, text, cache=cache, force=force, content_type="application/json")
+    return _drop(
+        store,
+        key,
+        text,
+        cache=cache,
+        force=force,
+        content_type="application/json",
+        broker_url=broker_url,
+    )
 
 
 def _drop(
@@ -96,12 +109,16 @@ def _drop(
     cache: bool,
     force: bool,
     content_type: str = "application/octet-stream",
+    broker_url: str | None = None,
 ) -> dict[str, Any]:
-    """Put the object that starts a run, with the run's options as metadata; what finds its run."""
+    """Put the object that starts a run, with the run's options as metadata, and wake the
+    watcher when `broker_url` is given; what finds its run."""
     started = str(ULID.from_timestamp(time.time() - 5))  # runs created from now on sort after
     options = {"cauce-cache": str(cache).lower(), "cauce-force": str(force).lower()}
     store.put_bytes(key, data, content_type=content_type, metadata=options)
     uploaded = store.head(key)  # same key and bytes as an earlier drop: the time tells them apart
+    if broker_url:
+        wake_watcher(broker_url)
     return {"key": key, "etag": uploaded.etag, "modified": uploaded.modified, "after": started}
 
 

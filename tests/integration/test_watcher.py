@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import redis
 
 from services.watcher.recovery import Recovery
-from services.watcher.watcher import Watcher
+from services.watcher.watcher import LOCK, Watcher, watch
+from shared.client.submit import await_run_id, submit_file
 from shared.config import Settings
 from shared.messages import RunStage, RunTrial
 from shared.messaging import create_celery, send, waiting
@@ -148,3 +153,29 @@ def test_a_run_whose_first_message_waits_in_its_queue_is_left_alone(
     redis.Redis.from_url(settings.broker_url).delete("ingest")  # the broker lost it
     assert recovery.sweep() == [f"ingest.run {run_id}"]
     assert _queued(settings) == 1
+
+
+def test_a_submit_wakes_the_watcher_instead_of_waiting_for_its_poll(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    slow = settings.model_copy(update={"watch_poll_seconds": 30.0})
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, args=(slow, stop), daemon=True)
+    thread.start()
+    try:
+        broker = redis.Redis.from_url(settings.broker_url)
+        deadline = time.monotonic() + 30
+        while broker.get(LOCK) is None:  # its first scan is under way, the next one 30 s away
+            assert time.monotonic() < deadline, "the watcher never took its lock"
+            time.sleep(0.1)
+        time.sleep(1)
+        table = tmp_path / "woken.csv"
+        table.write_text("x,y\n1,2\n3,4\n")
+        upload = submit_file(store, table, pipeline="woken", broker_url=settings.broker_url)
+        started = time.monotonic()
+        run_id = await_run_id(store, upload, timeout=10)
+        assert run_id is not None, "no run within 10 s of the submit (the poll is 30 s)"
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        thread.join(timeout=40)
