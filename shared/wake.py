@@ -18,7 +18,9 @@ def wake_watcher(broker_url: str) -> bool:
     try:
         client = redis.Redis.from_url(broker_url, socket_timeout=1, socket_connect_timeout=1)
         with client.pipeline() as pipe:  # one pending wake is enough, however many drops
-            pipe.lpush(WAKE, 1).ltrim(WAKE, 0, 0).execute()
+            pipe.lpush(WAKE, 1)
+            pipe.ltrim(WAKE, 0, 0)
+            pipe.execute()
         return True
     except (redis.RedisError, OSError):
         return False
