@@ -84,8 +84,9 @@ def send_trial(ctx: StageContext, index: int) -> None:
     send(ctx.app, "train.trial", message, queue="train")
 
 
-def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> None:
-    """Run one trial once (a dead worker's trial is retried, then recorded failed), then hand on."""
+def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> bool:
+    """Run one trial once (a dead worker's trial is retried, then recorded failed), then hand
+    on; True when it was the run's last trial to finish (the selection message is sent)."""
     search = ctx.store.get_json(ctx.key("plan.json"))
     if not ctx.store.exists(trial_key(ctx.run_id, index)):
         attempts = count_attempt(ctx, index)
@@ -112,6 +113,8 @@ def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> Non
     if len(finished_trials(ctx.store, ctx.run_id)) == count:
         message = RunStage(run_id=ctx.run_id, pipeline=ctx.pipeline)
         send(ctx.app, "train.select", message, queue="train")
+        return True
+    return False
 
 
 def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> dict[str, Any]:
@@ -265,11 +268,17 @@ def _trial(runner: StageRunner, task: TaskLike, message: RunTrial, data: TrialDa
         return
     ctx = _resumed(runner, task, message, status)
     worker = str(task.request.hostname or "")
-    settle(
+    last = settle(
         lambda: trial(ctx, message.index, data=data, worker=worker),
         fail=_failing(runner, ctx, status),
         log=ctx.log,
     )
+    if last:
+        # The last trial runs the selection here and now, in the process that may hold the
+        # best trial's fitted model: a pool process that grew past CAUCE_WORKER_MAX_MEMORY_MB
+        # is replaced after its task, so the `train.select` message (sent all the same, as the
+        # fallback for a worker that dies here) would find a new process and refit.
+        finish(runner, task, RunStage(run_id=message.run_id, pipeline=message.pipeline), data)
 
 
 def finish(

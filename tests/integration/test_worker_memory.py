@@ -108,3 +108,51 @@ def test_a_workers_memory_is_returned_after_a_large_task(
     )
     assert pool(ingest_worker) not in ([], [child])  # a fresh pool process took over
     assert rss(ingest_worker) < idle + 100 * MIB  # and the worker itself did not grow
+
+
+ONE_TRIAL = """\
+target: diagnosis
+task: classification
+models:
+  - estimator: hist_gradient_boosting
+    search: {learning_rate: [0.1]}
+tuning: {trials: 1, sampler: grid, parallelism: 1}
+"""
+
+
+def test_the_selection_reuses_the_trials_model_though_each_task_gets_a_new_pool_process(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """With a memory limit every task passes, each task runs in a fresh pool process. The last
+    trial then runs the selection itself, so the model it fitted is kept, not fitted again."""
+    env = {**child_env(settings), "CAUCE_WORKER_MAX_MEMORY_MB": "1"}
+    workers = []
+    for stage in ("ingest", "preprocess", "train"):
+        argv = [sys.executable, "-m", "celery", "-A", f"services.{stage}.worker", "worker"]
+        argv += ["-Q", stage, "-c", "1", "-n", f"{stage}-reuse@%h", "--without-gossip"]
+        argv += ["--without-mingle", "--loglevel", "INFO"]
+        with (tmp_path / f"{stage}.log").open("wb") as log:
+            workers.append(
+                subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            )
+    run = RunStage(run_id="01JREUSERUN000000000000000", pipeline="reuse")
+    try:
+        store.put_bytes("incoming/reuse/data.csv", cancer_frame().to_csv(index=False).encode())
+        source = {"key": "incoming/reuse/data.csv"}
+        create_run(
+            store, run_id=run.run_id, pipeline=run.pipeline, source=source, spec_text=ONE_TRIAL
+        )
+        send(create_celery(settings, "test"), TASKS["ingest"], run, queue="ingest")
+        deadline = time.monotonic() + 120
+        while (read_status(store, run.run_id, "train") or {}).get("state") != "succeeded":
+            state = read_status(store, run.run_id, "train") or {}
+            assert state.get("state") != "failed", state
+            earlier = [read_status(store, run.run_id, s) for s in ("ingest", "preprocess")]
+            assert time.monotonic() < deadline, earlier
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            stop(worker, timeout=30)
+    log = (tmp_path / "train.log").read_text()
+    assert log.count("succeeded in") >= 2, log[-3000:]  # the plan and the trial, at least
+    assert "selection reuses trial 0's fitted hist_gradient_boosting" in log, log[-3000:]

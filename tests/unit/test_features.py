@@ -42,6 +42,34 @@ def test_split_is_seeded() -> None:
     assert not first["test"].index.equals(other["test"].index)
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_split_takes_the_rows_splitting_the_frame_itself_would(task: str) -> None:
+    """Row numbers are split for speed; the parts are the rows, in the order, that scikit-learn's
+    own split of the frame gives (the splits runs made before stay the same)."""
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "city": rng.choice(["b", "a", "c"], n),
+            "label": pd.array(rng.choice(["yes", "no", "maybe"], n, p=[0.5, 0.3, 0.2]), "str"),
+            "price": rng.normal(size=n) * 1000,
+        }
+    )
+    target = "label" if task == "classification" else "price"
+    parts = split_frame(df, target=target, task=task, test=0.2, validation=0.25, seed=11)
+    strata = df[target] if task == "classification" else None
+    rest, test = train_test_split(df, test_size=0.2, random_state=11, stratify=strata)
+    strata = rest[target] if task == "classification" else None
+    train, validation = train_test_split(
+        rest, test_size=0.25 / 0.8, random_state=11, stratify=strata
+    )
+    for name, expected in (("train", train), ("validation", validation), ("test", test)):
+        pd.testing.assert_frame_equal(parts[name], expected)
+
+
 def test_regression_split_is_not_stratified_and_works() -> None:
     df = load_diabetes(as_frame=True).frame
     parts = split(df, task="regression", test=0.25, validation=0.25)
