@@ -51,12 +51,18 @@ def pool(pid: int) -> list[int]:
 
 
 def one_pool_process(pid: int, timeout: float = 60) -> int:
-    """The worker's pool process once there is exactly one."""
-    deadline = time.monotonic() + timeout
+    """The worker's pool process once there is exactly one, the same for a second (a starting
+    worker may have a short-lived child of another kind)."""
+    deadline, seen = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         children = pool(pid)
         if len(children) == 1 and rss(children[0]):
-            return children[0]
+            if children[0] == seen:
+                return seen
+            seen = children[0]
+            time.sleep(1)
+            continue
+        seen = None
         time.sleep(0.1)
     raise AssertionError(f"worker {pid} has no pool process")
 
@@ -82,19 +88,26 @@ def test_a_workers_memory_is_returned_after_a_large_task(
     store: Store, settings: Settings, ingest_worker: int
 ) -> None:
     child = one_pool_process(ingest_worker)
-    time.sleep(1)
     idle = rss(child)
     store.put_bytes("incoming/big/data.csv", cancer_frame().to_csv(index=False).encode())
     source = {"key": "incoming/big/data.csv"}
     create_run(store, run_id=RUN.run_id, pipeline=RUN.pipeline, source=source, spec_text=None)
     send(create_celery(settings, "test"), TASKS["ingest"], RUN, queue="ingest")
 
-    peak, deadline = idle, time.monotonic() + 60
+    # The pool process that ran the task, and its peak: whichever pool process grew the most.
+    peak, peaked, deadline = idle, child, time.monotonic() + 60
+
+    def sample() -> None:
+        nonlocal peak, peaked
+        for pid in pool(ingest_worker):
+            if (size := rss(pid)) > peak:
+                peak, peaked = size, pid
+
     while (read_status(store, RUN.run_id, "ingest") or {}).get("state") != "succeeded":
         assert time.monotonic() < deadline, read_status(store, RUN.run_id, "ingest")
-        peak = max(peak, rss(child))
+        sample()
         time.sleep(0.05)
-    peak = max(peak, rss(child))
+    sample()
     assert peak - idle > KEPT_MB * MIB * 0.9, "the task did not grow its process"
 
     # Once the task is done, the worker holds about what it held before it, not its peak.
@@ -106,7 +119,7 @@ def test_a_workers_memory_is_returned_after_a_large_task(
         f"the worker's pool still holds {held / MIB:.0f} MiB after the task "
         f"(idle {idle / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB)"
     )
-    assert pool(ingest_worker) not in ([], [child])  # a fresh pool process took over
+    assert pool(ingest_worker) not in ([], [peaked])  # a fresh pool process took over
     assert rss(ingest_worker) < idle + 100 * MIB  # and the worker itself did not grow
 
 
