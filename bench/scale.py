@@ -210,8 +210,9 @@ def pss(home: Path) -> dict[str, int]:
     }
 
 
-def settled_pss(home: Path, wait: float = 5.0) -> dict[str, int]:
-    """The idle stack's PSS by process, after `wait` seconds for pool processes to be replaced."""
+def settled_pss(home: Path, wait: float = 20.0) -> dict[str, int]:
+    """The idle stack's PSS by process, after `wait` seconds for pool processes to be replaced
+    (CAUCE_WORKER_IDLE_RECYCLE_SECONDS, 10 by default, and the restart)."""
     time.sleep(wait)
     return pss(home)
 
@@ -270,8 +271,9 @@ def run_cauce(store: Store, home: Path, path: Path | list[Path], pipeline: str) 
     with Sampler(home) as sampler:
         started = time.perf_counter()
         if isinstance(path, list):
-            parts = {"pipeline": pipeline, "dataset": "parts", "broker_url": wake}
-            upload = submit_dataset(store, path, **parts)
+            upload = submit_dataset(
+                store, path, pipeline=pipeline, dataset="parts", broker_url=wake
+            )
         else:
             upload = submit_file(store, path, pipeline=pipeline, broker_url=wake)
         run_id = await_run_id(store, upload, timeout=120)

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # A stage worker's pool process that peaked above this many MiB is replaced by a fresh one
     # after its task, so the memory of a heavy task goes back to the system (0: never replaced).
     worker_max_memory_mb: int = Field(default=512, ge=0)
+    # ... and every pool process of a worker idle this long after work is replaced by a fresh one,
+    # so an idle stack gives back what its tasks left behind (0: never; shared/recycle.py).
+    worker_idle_recycle_seconds: float = Field(default=10.0, ge=0)
 
     def console_hosts(self) -> list[str] | None:
         """The trusted Host names of the console; None when any is."""

@@ -20,6 +20,7 @@ from shared.messages import RunStage
 from shared.messaging import create_celery, send
 from shared.outcome import Failure, Sender, TaskLike, retrying, settle
 from shared.pipeline import TASKS, next_stage
+from shared.recycle import recycle_when_idle
 from shared.results import RESULTS, Result, StageState, StageStatus
 from shared.runs import read_run, read_status, write_status
 from shared.storage import Store
@@ -53,6 +54,7 @@ def create_stage_worker(
         # of a heavy task (freed or not, fragmented or cached by a library) goes back to the
         # system. The main process, the one a supervisor or `docker stop` signals, stays.
         app.conf.worker_max_memory_per_child = settings.worker_max_memory_mb * 1024  # KiB
+    recycle_when_idle(app, settings.worker_idle_recycle_seconds)
     runner = StageRunner(
         stage=stage,
         store=Store.from_settings(settings),

@@ -22,6 +22,7 @@ from shared.layout import job_key
 from shared.messages import ScoreFile
 from shared.messaging import create_celery
 from shared.outcome import Failure, TaskLike, retrying, settle
+from shared.recycle import recycle_when_idle
 from shared.registry import get_alias, load_version
 from shared.results import TERMINAL
 from shared.runtime import class_labels, load_scorer
@@ -106,6 +107,7 @@ def create_worker(settings: Settings | None = None) -> Celery:
     """The batch worker's Celery app with `batch.run` registered."""
     settings = settings or load_settings()
     app = create_celery(settings, "batch")
+    recycle_when_idle(app, settings.worker_idle_recycle_seconds)
     store = Store.from_settings(settings)
 
     @app.task(name=TASK, bind=True, max_retries=8)

@@ -33,6 +33,9 @@ class Proc:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     probe: tuple[str, Any] | None = None  # ("tcp", port) or ("http", url)
+    # Run `argv` (`python -m MODULE ...`) in a fork of the supervisor, which imported the stage
+    # modules once, instead of in a new interpreter: the workers share those pages.
+    forked: bool = False
 
 
 def write_stack_env(settings: Settings) -> None:
@@ -108,7 +111,7 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
             },
             probe=("http", f"http://127.0.0.1:{s3_port}/"),
         ),
-        Proc("watcher", [py, "-m", "services.watcher"]),
+        Proc("watcher", [py, "-m", "services.watcher"], forked=True),
     ]
     for stage in STAGES:
         for index in range(1, workers.get(stage, 1) + 1):
@@ -133,12 +136,17 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
                         "--loglevel",
                         "INFO",
                     ],
+                    forked=True,
                 )
             )
     # Batch prediction (issue 7): files under batch/<pipeline>/, queued by the watcher.
     batch = ["-Q", "batch", "-c", "1", "-n", "batch-1@%h", "--without-gossip", "--without-mingle"]
     procs.append(
-        Proc("batch-1", [py, "-m", "celery", "-A", "services.batch.worker", "worker", *batch])
+        Proc(
+            "batch-1",
+            [py, "-m", "celery", "-A", "services.batch.worker", "worker", *batch],
+            forked=True,
+        )
     )
     procs.append(
         Proc("serve", serve_argv(), probe=("http", f"{settings.serve_url}/v2/health/live"))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import gc
+import importlib
 import json
 import logging
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -13,7 +16,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import boto3
+
 from shared.config import load_settings
+from shared.pipeline import STAGES
 from shared.stack.local import STOP_GRACE_SECONDS, Proc, child_env, healthy, plan
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,110 @@ def _die_with_parent(parent: int) -> Any:
     return arm
 
 
+# What the forked processes import once, in the supervisor: each worker's task module and the
+# libraries its create_worker() preloads (pandas, scikit-learn, pyarrow, skops, ONNX).
+WORKER_MODULES = (
+    *(f"services.{stage}.tasks" for stage in (*STAGES, "batch")),
+    "services.watcher.watcher",
+    "pyarrow.dataset",  # what pyarrow.parquet imports on a first read
+    # and what `celery worker` imports as it starts
+    "celery.bin.celery",
+    "celery.apps.worker",
+    "celery.worker.worker",
+    "celery.concurrency.prefork",
+    "kombu.transport.redis",
+)
+
+
+def preload() -> None:
+    """Import what every stage worker needs, so that the workers forked after share its pages."""
+    for name in WORKER_MODULES:
+        module = importlib.import_module(name)
+        for extra in getattr(module, "PRELOAD", ()):
+            importlib.import_module(extra)
+    boto3.client("s3", region_name="us-east-1")  # botocore's default session loads S3's model
+    # Out of the collector's reach: a collection in a worker would otherwise write to every
+    # object's header, and so copy the pages it shares with the supervisor.
+    gc.collect()
+    gc.freeze()
+
+
+class Forked:
+    """A worker run in a fork of the supervisor, watched through the Popen methods it uses."""
+
+    def __init__(self, proc: Proc, env: dict[str, str], out: IO[bytes], parent: int) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:
+            _run_in_fork(proc, env, out, parent)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.05)
+        return self.returncode  # type: ignore[return-value]
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+
+def _run_in_fork(proc: Proc, env: dict[str, str], out: IO[bytes], parent: int) -> None:
+    """The forked child: its own session, log and environment, then its `python -m` module."""
+    code = 1
+    try:
+        os.setsid()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        arm = _die_with_parent(parent)
+        if arm is not None:
+            arm()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        os.environ.clear()
+        os.environ.update(env)
+        logging.getLogger().handlers.clear()
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        # `python -m MODULE ARGS...`, run as a new interpreter would run it: with its own
+        # command line, and the start-up hook it would import (sitecustomize, which tracers and
+        # the fault tests use to instrument a process) run again for it.
+        sys.orig_argv = list(proc.argv)
+        sys.argv = [proc.argv[2], *proc.argv[3:]]
+        if "sitecustomize" in sys.modules:
+            importlib.reload(sys.modules["sitecustomize"])
+        runpy.run_module(proc.argv[2], run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 class Supervisor:
     """Keeps every process of the stack running, like a container restart policy."""
 
@@ -47,7 +157,7 @@ class Supervisor:
         self.home = home
         self.procs = procs
         self.env = env
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.children: dict[str, subprocess.Popen[bytes] | Forked] = {}
         self.restarts: dict[str, int] = {p.name: 0 for p in procs}
         self.next_start: dict[str, float] = {}
         self.stopping = False
@@ -58,15 +168,20 @@ class Supervisor:
         """Start one process with its output appended to `logs/<name>.log`."""
         if proc.name not in self.logs:
             self.logs[proc.name] = open(self.home / "logs" / f"{proc.name}.log", "ab")  # noqa: SIM115
-        self.children[proc.name] = subprocess.Popen(
-            proc.argv,
-            env={**self.env, **proc.env},
-            stdout=self.logs[proc.name],
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=self.arm_child,  # safe: the supervisor runs no threads
-        )
+        if proc.forked:
+            self.children[proc.name] = Forked(
+                proc, {**self.env, **proc.env}, self.logs[proc.name], os.getpid()
+            )
+        else:
+            self.children[proc.name] = subprocess.Popen(
+                proc.argv,
+                env={**self.env, **proc.env},
+                stdout=self.logs[proc.name],
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=self.arm_child,  # safe: the supervisor runs no threads
+            )
         (self.home / "pids" / f"{proc.name}.pid").write_text(str(self.children[proc.name].pid))
         self.write_state()
 
@@ -93,6 +208,8 @@ class Supervisor:
         servers = [p for p in self.procs if p.name in ("broker", "s3")]
         for proc in servers:
             self.start(proc)
+        if any(p.forked for p in self.procs):
+            preload()  # while the servers start
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(self._healthy(p) for p in servers):
             time.sleep(0.2)
@@ -158,7 +275,10 @@ def main(argv: list[str]) -> None:
     for sub in ("logs", "pids"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     workers: dict[str, int] = json.loads(argv[0]) if argv else {}
-    supervisor = Supervisor(home, plan(settings, workers), child_env(settings))
+    env = child_env(settings)
+    # The libraries the forked workers share read their settings (OMP_NUM_THREADS) on import.
+    os.environ.update(env)
+    supervisor = Supervisor(home, plan(settings, workers), env)
 
     def stop(*_: Any) -> None:
         supervisor.stopping = True

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,9 +71,16 @@ def one_pool_process(pid: int, timeout: float = 60) -> int:
 @pytest.fixture
 def ingest_worker(settings: Settings, tmp_path: Path) -> Iterator[int]:
     """A real ingest worker started as `cauce up` starts it (prefork, one pool process)."""
+    limits = {"CAUCE_WORKER_MAX_MEMORY_MB": str(LIMIT_MB), "CAUCE_WORKER_IDLE_RECYCLE_SECONDS": "0"}
+    with running_ingest_worker(settings, tmp_path, MEMORY_KEPT_MB=str(KEPT_MB), **limits) as pid:
+        yield pid
+
+
+@contextmanager
+def running_ingest_worker(settings: Settings, tmp_path: Path, **extra: str) -> Iterator[int]:
+    """The worker's pid, its environment completed with `extra`; stopped after."""
     path = os.pathsep.join(p for p in (str(STARTUP), os.environ.get("PYTHONPATH")) if p)
-    env = {**child_env(settings), "PYTHONPATH": path, "MEMORY_KEPT_MB": str(KEPT_MB)}
-    env["CAUCE_WORKER_MAX_MEMORY_MB"] = str(LIMIT_MB)
+    env = {**child_env(settings), "PYTHONPATH": path, **extra}
     argv = [sys.executable, "-m", "celery", "-A", "services.ingest.worker", "worker"]
     argv += ["-Q", "ingest", "-c", "1", "-n", "ingest-mem@%h", "--without-gossip"]
     argv += ["--without-mingle", "--loglevel", "INFO"]
@@ -84,15 +92,29 @@ def ingest_worker(settings: Settings, tmp_path: Path) -> Iterator[int]:
         stop(proc, timeout=30)
 
 
+def ingest(store: Store, settings: Settings, run: RunStage) -> None:
+    """Start `run` at its ingest stage, on the cancer table."""
+    store.put_bytes(
+        f"incoming/{run.pipeline}/data.csv", cancer_frame().to_csv(index=False).encode()
+    )
+    source = {"key": f"incoming/{run.pipeline}/data.csv"}
+    create_run(store, run_id=run.run_id, pipeline=run.pipeline, source=source, spec_text=None)
+    send(create_celery(settings, "test"), TASKS["ingest"], run, queue="ingest")
+
+
+def ingested(store: Store, run: RunStage, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (read_status(store, run.run_id, "ingest") or {}).get("state") != "succeeded":
+        assert time.monotonic() < deadline, read_status(store, run.run_id, "ingest")
+        time.sleep(0.1)
+
+
 def test_a_workers_memory_is_returned_after_a_large_task(
     store: Store, settings: Settings, ingest_worker: int
 ) -> None:
     child = one_pool_process(ingest_worker)
     idle = rss(child)
-    store.put_bytes("incoming/big/data.csv", cancer_frame().to_csv(index=False).encode())
-    source = {"key": "incoming/big/data.csv"}
-    create_run(store, run_id=RUN.run_id, pipeline=RUN.pipeline, source=source, spec_text=None)
-    send(create_celery(settings, "test"), TASKS["ingest"], RUN, queue="ingest")
+    ingest(store, settings, RUN)
 
     # The pool process that ran the task, and its peak: whichever pool process grew the most.
     peak, peaked, deadline = idle, child, time.monotonic() + 60
@@ -121,6 +143,31 @@ def test_a_workers_memory_is_returned_after_a_large_task(
     )
     assert pool(ingest_worker) not in ([], [peaked])  # a fresh pool process took over
     assert rss(ingest_worker) < idle + 100 * MIB  # and the worker itself did not grow
+
+
+def test_an_idle_worker_replaces_its_pool_process_and_takes_the_next_task(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """Below the memory limit, what a task left behind is given back once the worker has been
+    idle for CAUCE_WORKER_IDLE_RECYCLE_SECONDS, and the fresh pool process works."""
+    limits = {"CAUCE_WORKER_MAX_MEMORY_MB": "0", "CAUCE_WORKER_IDLE_RECYCLE_SECONDS": "3"}
+    with running_ingest_worker(settings, tmp_path, MEMORY_KEPT_MB="80", **limits) as pid:
+        first = one_pool_process(pid)
+        idle = rss(first)
+        ingest(store, settings, RUN)
+        ingested(store, RUN)
+        assert rss(first) > idle + 70 * MIB, "the task did not leave its memory behind"
+        deadline = time.monotonic() + 30
+        while pool(pid) in ([], [first]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        fresh = one_pool_process(pid)
+        assert fresh != first, "the idle worker kept its pool process"
+        assert rss(fresh) < idle + 40 * MIB
+        again = RUN.model_copy(update={"run_id": "01JMEMORYRUN00000000000001", "pipeline": "next"})
+        ingest(store, settings, again)
+        ingested(store, again)
+    log = (tmp_path / "worker.log").read_text()
+    assert "replacing the pool's processes" in log, log[-3000:]
 
 
 ONE_TRIAL = """\
