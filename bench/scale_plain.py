@@ -1,8 +1,9 @@
 """The plain single-process script `make bench-scale` compares cauce with (bench/scale.py).
 
 `python -m bench.scale_plain TABLE.csv` reads the CSV with pandas, imputes and one-hot encodes in
-a ColumnTransformer, splits 60/20/20, fits one default HistGradientBoostingClassifier on the 60
-and prints the accuracy on the test 20 as JSON. The caller measures its wall time and peak RSS.
+a ColumnTransformer, splits 60/20/20 (stratified, as cauce does, so both are scored on the same
+test rows), fits one default HistGradientBoostingClassifier on the 60 and prints the accuracy on
+the test 20 as JSON. The caller measures its wall time and peak RSS.
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ def main(path: str) -> None:
             ),
         ]
     )
-    x_rest, x_test, y_rest, y_test = train_test_split(frame, y, test_size=0.2, random_state=42)
-    x_train, _, y_train, _ = train_test_split(x_rest, y_rest, test_size=0.25, random_state=42)
+    # Stratified on the target, as cauce splits: the same test rows for both (cauce stratifies
+    # on the classes' codes in sorted order, which is what train_test_split makes of the labels).
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        frame, y, test_size=0.2, random_state=42, stratify=y
+    )
+    x_train, _, y_train, _ = train_test_split(
+        x_rest, y_rest, test_size=0.25, random_state=42, stratify=y_rest
+    )
     model = make_pipeline(prepare, HistGradientBoostingClassifier(random_state=0))
     model.fit(x_train, y_train)
     print(json.dumps({"accuracy": float(accuracy_score(y_test, model.predict(x_test)))}))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import boto3
+from setproctitle import setproctitle
 
 from shared.config import load_settings
 from shared.pipeline import STAGES
@@ -133,6 +134,7 @@ def _run_in_fork(proc: Proc, env: dict[str, str], out: IO[bytes], parent: int) -
         # command line, and the start-up hook it would import (sitecustomize, which tracers and
         # the fault tests use to instrument a process) run again for it.
         sys.orig_argv = list(proc.argv)
+        setproctitle(f"cauce {proc.name}: {' '.join(proc.argv[2:])}")
         sys.argv = [proc.argv[2], *proc.argv[3:]]
         if "sitecustomize" in sys.modules:
             importlib.reload(sys.modules["sitecustomize"])
