@@ -81,6 +81,7 @@ class Planned(Result):
 
     trials_planned: int
     parallelism: int
+    budget_seconds: float | None = None
 
 
 class Best(Record):
@@ -99,6 +100,9 @@ class Trained(Result):
     classes: list[Any] | None = None
     trials: int | None = None
     failed_trials: int = 0
+    stopped_trials: int = 0  # reached the time budget while fitting
+    skipped_trials: int = 0  # their turn came after the budget was used up
+    budget_seconds: float | None = None
     top_trials: list[dict[str, Any]] | None = None
     selected_by: str | None = None
 

@@ -10,6 +10,7 @@ from shared.layout import RUNS, run_key, stage_key
 from shared.pipeline import STAGES
 from shared.results import TERMINAL
 from shared.storage import Store
+from shared.trials import search_progress
 
 
 def create_run(
@@ -112,6 +113,17 @@ def describe_run(store: Store, run_id: str) -> dict[str, Any]:
         "duplicate_of": duplicate_of,
     }
     view.update(_results(statuses))
+    train = statuses["train"] or {}
+    if train.get("state") == "running" and train.get("trials_planned"):
+        view["search"] = search_progress(store, run_id)
+    elif train.get("state") == "succeeded":
+        view["search"] = {
+            "trials_done": train.get("trials"),
+            "trials_planned": train.get("trials"),
+            "budget_seconds": train.get("budget_seconds"),
+            "stopped": train.get("stopped_trials", 0),
+            "skipped": train.get("skipped_trials", 0),
+        }
     if duplicate_of:
         earlier = read_status(store, duplicate_of, "deploy") or {}
         view.update(model_version=earlier.get("version"), promoted=False)

@@ -109,6 +109,10 @@ class Tuning(Strict):
     trials: int = Field(default=4, ge=1, le=MAX_TRIALS)  # per candidate
     parallelism: int = Field(default=4, ge=1, le=1000)  # trials of one run in flight at once
     sampler: Literal["auto", "grid", "random"] = "auto"
+    # Seconds the search's trials may take, counted from its plan: a trial still fitting then is
+    # stopped, one not started is skipped; the final refit comes on top. None: a minute, and a
+    # minute more for each 100,000 training rows, at most an hour (services/train/budget.py).
+    budget_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
 
 
 class Gate(Strict):

@@ -7,11 +7,13 @@ recovery checks it: both read it here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from shared.layout import trials_prefix
+from shared.errors import NotFound
+from shared.layout import stage_key, trials_prefix
 from shared.storage import Store
 
 
@@ -59,3 +61,28 @@ def last_sign(times: TrialTimes, index: int, *, parallelism: int, planned: float
     """When a due trial last showed life: its heartbeat, else its sender's result, else the plan."""
     sender = times.results.get(index - parallelism) if index >= parallelism else None
     return times.beats.get(index) or sender or planned
+
+
+def search_progress(store: Store, run_id: str) -> dict[str, Any] | None:
+    """A running search as users follow it: trials done of planned, the budget, the seconds
+    used since the plan and an estimate of what is left (None before the plan is written)."""
+    try:
+        plan = store.head(stage_key(run_id, "train", "plan.json"))
+        search = store.get_json(plan.key)
+    except NotFound:
+        return None
+    planned, budget = len(search["trials"]), search.get("budget_seconds")
+    done = len(trial_times(store, run_id).results)
+    used = max(0.0, time.time() - datetime.fromisoformat(plan.modified).timestamp())
+    # At the pace so far, capped by the budget (what is not done by then is stopped or skipped).
+    left = used / done * (planned - done) if done else None
+    if budget is not None:
+        room = max(0.0, budget - used)
+        left = room if left is None else min(left, room)
+    return {
+        "trials_done": done,
+        "trials_planned": planned,
+        "budget_seconds": budget,
+        "used_seconds": round(used, 1),
+        "left_seconds": None if left is None else round(left, 1),
+    }

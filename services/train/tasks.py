@@ -10,6 +10,7 @@ from typing import Any
 
 from celery import Celery
 
+from services.train.budget import default_budget, seconds_left
 from services.train.training import (
     best_trial,
     default_candidates,
@@ -59,9 +60,11 @@ def plan(ctx: StageContext) -> Planned:
         seed=spec.split.seed,
         sampler=spec.tuning.sampler,
     )
+    rows = ctx.upstream("preprocess").rows.get("train", 0)
     search: dict[str, Any] = {
         "trials": trials,
         "parallelism": spec.tuning.parallelism,
+        "budget_seconds": spec.tuning.budget_seconds or default_budget(rows),
         "created_at": time.time(),
     }
     try:
@@ -74,6 +77,7 @@ def plan(ctx: StageContext) -> Planned:
     return Planned(
         trials_planned=len(search["trials"]),
         parallelism=search["parallelism"],
+        budget_seconds=search.get("budget_seconds"),
         cache_key=ctx.memo.get("cache_key"),
     )
 
@@ -100,9 +104,11 @@ def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> boo
                 "error": f"the worker stopped {attempts - 1} times while running it",
             }
         else:
-            every = ctx.settings.heartbeat_seconds
-            with heartbeat(ctx.store, trial_key(ctx.run_id, index, "heartbeat"), every=every):
-                result = {**planned, **_fit_trial(ctx, planned, data), "attempts": attempts}
+            result = {
+                **planned,
+                **_budgeted_trial(ctx, search, planned, data),
+                "attempts": attempts,
+            }
         ctx.store.put_json(
             trial_key(ctx.run_id, index), {**result, "worker": worker, "finished": now()}
         )
@@ -117,7 +123,25 @@ def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> boo
     return False
 
 
-def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> dict[str, Any]:
+def _budgeted_trial(
+    ctx: StageContext, search: dict[str, Any], planned: dict[str, Any], data: TrialData
+) -> dict[str, Any]:
+    """Fit the trial within what is left of the search's budget, or skip it when nothing is
+    (the first trial always runs to its end: a search always has a model)."""
+    budget, index = search.get("budget_seconds"), planned["index"]
+    left = seconds_left(ctx, index, budget) if budget and index > 0 else None
+    if left is not None and left <= 0:
+        ctx.log.info("trial %s skipped: the %.0f s budget is used up", index, budget)
+        error = f"not started: the search's time budget of {budget:.0f} s was used up"
+        return {"state": "skipped", "score": None, "seconds": 0.0, "error": error}
+    every = ctx.settings.heartbeat_seconds
+    with heartbeat(ctx.store, trial_key(ctx.run_id, index, "heartbeat"), every=every):
+        return _fit_trial(ctx, planned, data, limit=left)
+
+
+def _fit_trial(
+    ctx: StageContext, planned: dict[str, Any], data: TrialData, *, limit: float | None = None
+) -> dict[str, Any]:
     spec = ctx.spec()
     splits = data.get(ctx)
     classes = sorted(splits["y_train"].unique().tolist()) if spec.task == "classification" else None
@@ -132,6 +156,7 @@ def _fit_trial(ctx: StageContext, planned: dict[str, Any], data: TrialData) -> d
         metric=spec.metric,
         classes=classes,
         on_fitted=keep,
+        limit=limit,
         **{name: splits[name] for name in ("X_train", "y_train", "X_val", "y_val")},
     )
 
@@ -182,7 +207,8 @@ def _best_model(ctx: StageContext, best: dict[str, Any], data: TrialData) -> tup
 
 def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) -> Trained | None:
     """Claim the run's one selection, pick the best trial on validation, refit and save it."""
-    count = len(ctx.store.get_json(ctx.key("plan.json"))["trials"])
+    search = ctx.store.get_json(ctx.key("plan.json"))
+    count = len(search["trials"])
     if len(finished_trials(ctx.store, ctx.run_id)) < count:
         ctx.log.info("selection asked for before every trial finished; ignoring it")
         return None
@@ -203,6 +229,9 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
         classes=classes,
         trials=len(results),
         failed_trials=sum(1 for t in results if t["state"] == "failed"),
+        stopped_trials=sum(1 for t in results if t["state"] == "stopped"),
+        skipped_trials=sum(1 for t in results if t["state"] == "skipped"),
+        budget_seconds=search.get("budget_seconds"),
         top_trials=top_trials(results, greater_is_better=METRICS[spec.metric].greater_is_better),
         selected_by=task_id,
         outputs=["plan.json", "trials.json", "model.skops"],

@@ -22,6 +22,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
+from services.train.budget import TrialStopped, time_limit
 from shared.errors import DataError, SpecError
 from shared.scoring import align_proba, get_metric, is_better, score
 from shared.spec import MAX_TRIALS
@@ -164,13 +165,20 @@ def plan_trials(
     seed: int,
     sampler: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Every trial of a search, numbered: the unit that fans out across train workers."""
-    plan: list[dict[str, Any]] = []
+    """Every trial of a search, numbered: the unit that fans out across train workers. The
+    candidates take turns (the first trial of each, then the second of each...), so that a
+    search cut short by its time budget has tried every candidate."""
+    drawn = []
     for name, space in candidates:
         make_estimator(task, name, {})  # fail fast on an unknown name before any fitting
-        for params in sample_params(space, trials=trials_per_candidate, seed=seed, sampler=sampler):
-            plan.append({"index": len(plan), "estimator": name, "params": params})
-    return plan
+        points = sample_params(space, trials=trials_per_candidate, seed=seed, sampler=sampler)
+        drawn.append([(name, params) for params in points])
+    turns = itertools.zip_longest(*drawn)
+    ordered = [trial for turn in turns for trial in turn if trial is not None]
+    return [
+        {"index": index, "estimator": name, "params": params}
+        for index, (name, params) in enumerate(ordered)
+    ]
 
 
 def make_estimator(task: str, name: str, params: dict[str, Any]) -> BaseEstimator:
@@ -222,18 +230,23 @@ def run_trial(
     metric: str,
     classes: Sequence[Any] | None,
     on_fitted: Callable[[BaseEstimator, float], None] | None = None,
+    limit: float | None = None,
 ) -> dict[str, Any]:
     """Fit and score one candidate on transformed features; a failed fit is recorded, not raised.
-    `on_fitted` receives the fitted estimator and its score when the trial succeeds."""
+    `on_fitted` receives the fitted estimator and its score when the trial succeeds. A trial
+    still fitting after `limit` seconds is stopped and recorded as stopped."""
     started = time.perf_counter()
     result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
     try:
         model = make_estimator(task, estimator, params)  # a parameter it refuses fails the trial
-        model.fit(X_train, y_train)
-        value = _trial_score(model, X_val=X_val, y_val=y_val, metric=metric, classes=classes)
+        with time_limit(limit):
+            model.fit(X_train, y_train)
+            value = _trial_score(model, X_val=X_val, y_val=y_val, metric=metric, classes=classes)
         result.update(score=value, state="succeeded", error=None)
         if on_fitted is not None:
             on_fitted(model, value)
+    except TrialStopped as exc:
+        result.update(score=None, state="stopped", error=str(exc))
     except Exception as exc:  # any fit failure is this trial's outcome, not a crash
         result.update(score=None, state="failed", error=f"{type(exc).__name__}: {exc}")
     result["seconds"] = round(time.perf_counter() - started, 3)

@@ -14,7 +14,7 @@ import requests
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from shared.client.render import run_lines, run_summary
+from shared.client.render import run_lines, run_summary, search_line
 from shared.client.runlist import Reader, RunCache, runs_page
 from shared.client.submit import (
     await_run_id,
@@ -242,6 +242,8 @@ def _await_run_id(store: Store, upload: dict[str, Any], *, timeout: float) -> st
 
 def _print_progress(view: dict[str, Any]) -> None:
     parts = [f"{s['stage']}:{s['state']}" for s in view["stages"] if s["state"] != "pending"]
+    if view.get("search") and "used_seconds" in view["search"]:
+        parts.append(f"({search_line(view['search'])})")
     click.echo(f"  [{view['state']}] " + "  ".join(parts), err=True)
 
 

@@ -21,6 +21,8 @@ def run_lines(view: dict[str, Any]) -> list[str]:
     if view.get("target"):
         lines.append(target_line(view))
     lines += [_stage_line(stage) for stage in view["stages"]]
+    if view.get("search"):
+        lines.append("  search: " + search_line(view["search"]))
     lines += _trial_lines(view)
     if view.get("metrics"):
         shown = {
@@ -104,3 +106,18 @@ def _trial_lines(view: dict[str, Any]) -> list[str]:
             f"{trial['estimator']} {json.dumps(trial['params'])}  {trial.get('worker')}"
         )
     return lines
+
+
+def search_line(search: dict[str, Any]) -> str:
+    """The search in one line: trials done, the budget and the time used and left while it runs;
+    what was stopped or skipped at the budget once it ended."""
+    done, planned = search.get("trials_done"), search.get("trials_planned")
+    budget = search.get("budget_seconds")
+    within = f"{budget:.0f}s budget" if budget else "no budget"
+    if "used_seconds" not in search:
+        cut = [f"{search[k]} {k}" for k in ("stopped", "skipped") if search.get(k)]
+        at = f" ({', '.join(cut)} at the budget)" if cut else ""
+        return f"{done} trials, {within}{at}"
+    left = search.get("left_seconds")
+    about = f", about {left:.0f}s left" if left is not None else ""
+    return f"{done} of {planned} trials done, {search['used_seconds']:.0f}s of {within} used{about}"

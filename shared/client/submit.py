@@ -182,6 +182,7 @@ def wait_for_run(
     view = describe_run(store, run_id)
     while True:
         marker = [(s["stage"], s["state"]) for s in view["stages"]]
+        marker.append(("trials", str((view.get("search") or {}).get("trials_done"))))
         if marker != last and on_change is not None:
             on_change(view)
         last = marker

@@ -117,3 +117,46 @@ def test_the_same_content_again_is_a_duplicate_unless_forced(stack: Stack) -> No
     assert [m["version"] for m in stack.cli_json("models", "dupes")] == [1]
     shown = stack.cli("run", again["run_id"]).stdout
     assert f"duplicate of run {first['run_id']}" in shown
+
+
+# A quick boosting model first, then a forest far too big for the budget, then more of each.
+BUDGETED = """target: progression
+models:
+  - estimator: hist_gradient_boosting
+    search: {learning_rate: [0.1, 0.2, 0.3]}
+  - estimator: random_forest
+    search: {n_estimators: [20000], max_depth: [null, 12, 6]}
+tuning: {trials: 3, parallelism: 1, sampler: grid, budget_seconds: 6}
+"""
+
+
+def test_a_search_cut_by_its_budget_stops_a_trial_skips_the_rest_and_deploys_its_best(
+    stack: Stack,
+) -> None:
+    stack.store.put_bytes("pipelines/budget.yaml", BUDGETED.encode())
+    stack.store.put_bytes("incoming/budget/d.csv", diabetes_frame().to_csv(index=False).encode())
+    run_id = run_for(stack.store, "incoming/budget/d.csv")
+    index, _ = _running_trial(stack, run_id)
+    while index == 0:  # the first trial is quick; follow the search to the forest's
+        time.sleep(0.2)
+        index, _ = _running_trial(stack, run_id)
+    shown = stack.cli("run", run_id).stdout
+    assert "of 6 trials done" in shown and "s of 6s budget used" in shown, shown
+
+    run = wait_run(stack.store, run_id, timeout=240)
+    assert run["state"] == "succeeded", run["error"]
+    trials = stack.store.get_json(f"runs/{run_id}/train/trials.json")
+    states = [t["state"] for t in trials]
+    # Turns: boosting, forest, boosting, forest...; the first forest reaches the budget.
+    assert [t["estimator"] for t in trials][:2] == ["hist_gradient_boosting", "random_forest"]
+    assert states[:2] == ["succeeded", "stopped"], trials
+    assert "time limit" in trials[1]["error"]
+    assert trials[1]["seconds"] < 8
+    assert set(states[2:]) <= {"skipped", "stopped", "succeeded"} and "skipped" in states
+    assert run["search"]["stopped"] >= 1 and run["search"]["skipped"] >= 1
+    assert run["best"]["estimator"] == "hist_gradient_boosting"
+    assert run["model_version"] == 1
+    train = next(s for s in run["stages"] if s["stage"] == "train")
+    assert train["seconds"] < 6 + 10  # the budget, and the refit and hand-offs
+    shown = stack.cli("run", run_id).stdout
+    assert "search: 6 trials, 6s budget (" in shown and "skipped at the budget" in shown, shown
