@@ -82,6 +82,7 @@ class Planned(Result):
     trials_planned: int
     parallelism: int
     budget_seconds: float | None = None
+    selection: dict[str, Any] | None = None
 
 
 class Best(Record):
@@ -103,6 +104,7 @@ class Trained(Result):
     stopped_trials: int = 0  # reached the time budget while fitting
     skipped_trials: int = 0  # their turn came after the budget was used up
     budget_seconds: float | None = None
+    selection: dict[str, Any] | None = None  # {"method": "holdout"} or {"method": "cv", "folds": k}
     top_trials: list[dict[str, Any]] | None = None
     selected_by: str | None = None
 

@@ -146,6 +146,7 @@ def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
         "metric": train.get("metric"),
         "trials": train.get("trials") or train.get("trials_planned"),
         "top_trials": train.get("top_trials"),
+        "selection": train.get("selection"),
         "metrics": evaluation.get("metrics"),
         "champion_metrics": evaluation.get("champion_metrics"),
         "champion_version": evaluation.get("champion_version"),

@@ -113,6 +113,12 @@ class Tuning(Strict):
     # stopped, one not started is skipped; the final refit comes on top. None: a minute, and a
     # minute more for each 100,000 training rows, at most an hour (services/train/budget.py).
     budget_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    # How trials are compared: holdout (fitted on the training split, scored on validation), cv
+    # (k-fold cross-validation over the training and validation rows together, stratified for
+    # classes) or auto: cv when a search has a choice to make (more than one trial) and at most
+    # CV_MAX_ROWS training and validation rows, where one split would make the winner partly luck.
+    selection: Literal["auto", "holdout", "cv"] = "auto"
+    folds: int = Field(default=5, ge=2, le=20)
 
 
 class Gate(Strict):
@@ -130,6 +136,10 @@ class PipelineSpec(Strict):
     tuning: Tuning = Field(default_factory=Tuning)
     gate: Gate = Field(default_factory=Gate)
     cache: bool = True
+    # The rows the served model is fitted on once evaluate measured it on the test split:
+    # train_validation (the training and validation splits), all (test rows too) or train
+    # (the measured model itself). services/deploy/refit.py.
+    refit: Literal["train", "train_validation", "all"] = "train_validation"
 
 
 class ResolvedSpec(PipelineSpec):

@@ -8,6 +8,7 @@ from typing import Any
 from markupsafe import Markup
 
 from services.console import svg
+from shared.client.render import spread
 from shared.scoring import METRICS
 
 
@@ -163,7 +164,8 @@ def plots(report: dict[str, Any]) -> dict[str, Markup]:
 
 
 def ranked_trials(trials: list[dict[str, Any]] | None, metric: str | None) -> list[dict[str, Any]]:
-    """Trials best first by the spec's metric; failed trials last."""
+    """Trials best first by the spec's metric, failed trials last, each with the spread of its
+    fold scores when it was cross-validated."""
     higher = METRICS[metric].greater_is_better if metric in METRICS else True
 
     def key(trial: dict[str, Any]) -> tuple[bool, float]:
@@ -173,4 +175,4 @@ def ranked_trials(trials: list[dict[str, Any]] | None, metric: str | None) -> li
             return True, 0.0
         return False, -score if higher else score
 
-    return sorted(trials or [], key=key)
+    return [{**trial, "spread": spread(trial)} for trial in sorted(trials or [], key=key)]

@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from services.console import catalog, context, present
 from services.console.api import page_args
-from shared.client.render import search_line
+from shared.client.render import compared_on, search_line
 from shared.client.runlist import runs_page
 from shared.results import STATES
 from shared.runs import is_terminal
@@ -58,5 +58,6 @@ def run(run_id: str) -> str:
         plots=present.plots(report),
         trials=present.ranked_trials(detail["trials"], (detail["spec"] or {}).get("metric")),
         search=search_line(detail["search"]) if detail.get("search") else None,
+        compared=compared_on(detail),
         present=present,
     )

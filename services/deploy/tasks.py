@@ -11,7 +11,8 @@ from celery import Celery
 
 from services.deploy.export import MAX_CHECK_ROWS, export_checked
 from services.deploy.promotion import already_promoted, version_meta
-from shared.artifacts import load_model
+from services.deploy.refit import refit
+from shared.artifacts import dump_model, load_model
 from shared.context import StageContext
 from shared.registry import move_alias, register_version, serving_runtime
 from shared.results import Deployed
@@ -26,7 +27,8 @@ PRELOAD = ("skops.io", "skl2onnx", "onnxruntime")
 
 
 def deploy(ctx: StageContext) -> Deployed:
-    """Register the trained model; promote it if it beat production."""
+    """Register the trained model, refitted on the rows the spec's `refit` names; promote it if
+    it beat production."""
     evaluation = ctx.upstream("evaluate")
     meta = version_meta(
         ingest=ctx.upstream("ingest"),
@@ -36,7 +38,13 @@ def deploy(ctx: StageContext) -> Deployed:
         source=ctx.run["source"]["key"],
     )
     model = ctx.store.get_bytes(ctx.key("model.skops", "train"))
-    onnx, meta["onnx"] = export(ctx, load_model(model), meta)
+    measured = load_model(model)
+    served, meta["fitted_on"] = refit(ctx, measured, splits=ctx.spec().refit)
+    if served is not measured:
+        model = dump_model(served)
+        if meta["task"] == "classification":
+            meta["classes"] = served.classes_.tolist()
+    onnx, meta["onnx"] = export(ctx, served, meta)
     meta.update(serving_runtime(meta))
     files = {ONNX_FILE: onnx} if onnx is not None else {}
     record = register_version(

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 from celery import Celery
 
 from services.train.budget import default_budget, seconds_left
 from services.train.training import (
+    CV_MAX_ROWS,
     best_trial,
     default_candidates,
     fit_model,
     join_model,
     plan_trials,
     run_trial,
+    selection_method,
 )
 from services.train.tuning import TrialData, count_attempt, load_results, top_trials
 from shared.artifacts import dump_model, load_model
@@ -60,11 +64,12 @@ def plan(ctx: StageContext) -> Planned:
         seed=spec.split.seed,
         sampler=spec.tuning.sampler,
     )
-    rows = ctx.upstream("preprocess").rows.get("train", 0)
+    rows = ctx.upstream("preprocess").rows
     search: dict[str, Any] = {
         "trials": trials,
         "parallelism": spec.tuning.parallelism,
-        "budget_seconds": spec.tuning.budget_seconds or default_budget(rows),
+        "budget_seconds": spec.tuning.budget_seconds or default_budget(rows.get("train", 0)),
+        "selection": _selection(ctx, trials=len(trials), rows=rows),
         "created_at": time.time(),
     }
     try:
@@ -78,7 +83,30 @@ def plan(ctx: StageContext) -> Planned:
         trials_planned=len(search["trials"]),
         parallelism=search["parallelism"],
         budget_seconds=search.get("budget_seconds"),
+        selection=search.get("selection"),
         cache_key=ctx.memo.get("cache_key"),
+    )
+
+
+def _selection(ctx: StageContext, *, trials: int, rows: dict[str, int]) -> dict[str, Any]:
+    """How the search compares its trials (training.selection_method), reading the targets of
+    the training and validation rows only when cross-validation is in question."""
+    spec = ctx.spec()
+    labelled = rows.get("train", 0) + rows.get("validation", 0)
+    choice, smallest = spec.tuning.selection, None
+    if choice == "holdout" or (choice == "auto" and (trials < 2 or labelled > CV_MAX_ROWS)):
+        return {"method": "holdout"}
+    if spec.task == "classification":
+        targets = [
+            pd.read_parquet(
+                io.BytesIO(ctx.store.get_bytes(ctx.key(f"{name}.parquet", "preprocess"))),
+                columns=[spec.target],
+            )[spec.target]
+            for name in ("train", "validation")
+        ]
+        smallest = int(pd.concat(targets).value_counts().min())
+    return selection_method(
+        choice, trials=trials, rows=labelled, folds=spec.tuning.folds, smallest_class=smallest
     )
 
 
@@ -134,13 +162,20 @@ def _budgeted_trial(
         ctx.log.info("trial %s skipped: the %.0f s budget is used up", index, budget)
         error = f"not started: the search's time budget of {budget:.0f} s was used up"
         return {"state": "skipped", "score": None, "seconds": 0.0, "error": error}
+    selection = search.get("selection") or {}
+    folds = selection.get("folds") if selection.get("method") == "cv" else None
     every = ctx.settings.heartbeat_seconds
     with heartbeat(ctx.store, trial_key(ctx.run_id, index, "heartbeat"), every=every):
-        return _fit_trial(ctx, planned, data, limit=left)
+        return _fit_trial(ctx, planned, data, limit=left, folds=folds)
 
 
 def _fit_trial(
-    ctx: StageContext, planned: dict[str, Any], data: TrialData, *, limit: float | None = None
+    ctx: StageContext,
+    planned: dict[str, Any],
+    data: TrialData,
+    *,
+    limit: float | None = None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
     spec = ctx.spec()
     splits = data.get(ctx)
@@ -157,6 +192,8 @@ def _fit_trial(
         classes=classes,
         on_fitted=keep,
         limit=limit,
+        folds=folds,
+        seed=spec.split.seed,
         **{name: splits[name] for name in ("X_train", "y_train", "X_val", "y_val")},
     )
 
@@ -232,6 +269,7 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
         stopped_trials=sum(1 for t in results if t["state"] == "stopped"),
         skipped_trials=sum(1 for t in results if t["state"] == "skipped"),
         budget_seconds=search.get("budget_seconds"),
+        selection=search.get("selection"),
         top_trials=top_trials(results, greater_is_better=METRICS[spec.metric].greater_is_better),
         selected_by=task_id,
         outputs=["plan.json", "trials.json", "model.skops"],

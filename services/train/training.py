@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -20,6 +21,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from services.train.budget import TrialStopped, time_limit
@@ -218,6 +220,54 @@ def _trial_score(
     return value
 
 
+# Up to this many training and validation rows, `selection: auto` cross-validates.
+CV_MAX_ROWS = 10_000
+
+
+def selection_method(
+    selection: str, *, trials: int, rows: int, folds: int, smallest_class: int | None
+) -> dict[str, Any]:
+    """How a search compares its trials: {"method": "holdout"} or {"method": "cv", "folds": k}.
+    `auto` cross-validates a search that has a choice to make on at most CV_MAX_ROWS rows whose
+    every class has at least `folds` rows; `cv` always (with fewer folds when a class is small)."""
+    possible = min(folds, smallest_class) if smallest_class is not None else folds
+    wanted = selection == "cv" or (selection == "auto" and trials > 1 and rows <= CV_MAX_ROWS)
+    if wanted and possible >= 2 and (selection == "cv" or possible == folds):
+        return {"method": "cv", "folds": possible}
+    return {"method": "holdout"}
+
+
+def _folds(
+    *, task: str, folds: int, seed: int, X: Any, y: Any
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    kind = StratifiedKFold if task == "classification" else KFold
+    return list(kind(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
+
+
+def _cross_validate(
+    *,
+    task: str,
+    estimator: str,
+    params: dict[str, Any],
+    X: Any,
+    y: Any,
+    folds: int,
+    seed: int,
+    metric: str,
+    classes: Sequence[Any] | None,
+) -> list[float]:
+    """The trial's score on each fold, fitted on the others."""
+    scores = []
+    for fit_rows, score_rows in _folds(task=task, folds=folds, seed=seed, X=X, y=y):
+        model = make_estimator(task, estimator, params).fit(X[fit_rows], y.iloc[fit_rows])
+        scores.append(
+            _trial_score(
+                model, X_val=X[score_rows], y_val=y.iloc[score_rows], metric=metric, classes=classes
+            )
+        )
+    return scores
+
+
 def run_trial(
     *,
     task: str,
@@ -231,19 +281,40 @@ def run_trial(
     classes: Sequence[Any] | None,
     on_fitted: Callable[[BaseEstimator, float], None] | None = None,
     limit: float | None = None,
+    folds: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Fit and score one candidate on transformed features; a failed fit is recorded, not raised.
     `on_fitted` receives the fitted estimator and its score when the trial succeeds. A trial
-    still fitting after `limit` seconds is stopped and recorded as stopped."""
+    still fitting after `limit` seconds is stopped and recorded as stopped. With `folds`, the
+    training and validation rows together are cross-validated: the score is the folds' mean,
+    and each fold's score is recorded."""
     started = time.perf_counter()
     result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
     try:
         model = make_estimator(task, estimator, params)  # a parameter it refuses fails the trial
         with time_limit(limit):
-            model.fit(X_train, y_train)
-            value = _trial_score(model, X_val=X_val, y_val=y_val, metric=metric, classes=classes)
+            if folds:
+                scores = _cross_validate(
+                    task=task,
+                    estimator=estimator,
+                    params=params,
+                    X=np.concatenate([np.asarray(X_train), np.asarray(X_val)]),
+                    y=pd.concat([pd.Series(y_train), pd.Series(y_val)], ignore_index=True),
+                    folds=folds,
+                    seed=seed,
+                    metric=metric,
+                    classes=classes,
+                )
+                result["fold_scores"] = scores
+                value = float(np.mean(scores))
+            else:
+                model.fit(X_train, y_train)
+                value = _trial_score(
+                    model, X_val=X_val, y_val=y_val, metric=metric, classes=classes
+                )
         result.update(score=value, state="succeeded", error=None)
-        if on_fitted is not None:
+        if on_fitted is not None and not folds:
             on_fitted(model, value)
     except TrialStopped as exc:
         result.update(score=None, state="stopped", error=str(exc))

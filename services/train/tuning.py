@@ -34,7 +34,11 @@ def top_trials(
     scored = [t for t in trials if t.get("state") == "succeeded"]
     scored.sort(key=lambda t: t["score"], reverse=greater_is_better)
     return [
-        {k: t.get(k) for k in ("index", "estimator", "params", "score", "seconds", "worker")}
+        {
+            k: t.get(k)
+            for k in ("index", "estimator", "params", "score", "fold_scores", "seconds", "worker")
+            if k in t
+        }
         for t in scored[:count]
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from typing import Any
 
 from shared.text import visible
@@ -95,14 +96,13 @@ def _trial_lines(view: dict[str, Any]) -> list[str]:
             return []
         return [
             f"  best: {best['estimator']} {json.dumps(best['params'])} "
-            f"(validation {view.get('metric') or 'score'} {best['score']:.4f})"
+            f"({compared_on(view)} {best['score']:.4f})"
         ]
-    metric = view.get("metric") or "score"
-    lines = [f"  best trials of {view.get('trials')} (validation {metric}):"]
+    lines = [f"  best trials of {view.get('trials')} ({compared_on(view)}):"]
     for trial in top:
         seconds = f"{trial['seconds']:.2f}s" if trial.get("seconds") is not None else ""
         lines.append(
-            f"    #{trial['index']:<4} {trial['score']:.4f}  {seconds:>7}  "
+            f"    #{trial['index']:<4} {trial['score']:.4f}{spread(trial)}  {seconds:>7}  "
             f"{trial['estimator']} {json.dumps(trial['params'])}  {trial.get('worker')}"
         )
     return lines
@@ -121,3 +121,18 @@ def search_line(search: dict[str, Any]) -> str:
     left = search.get("left_seconds")
     about = f", about {left:.0f}s left" if left is not None else ""
     return f"{done} of {planned} trials done, {search['used_seconds']:.0f}s of {within} used{about}"
+
+
+def compared_on(view: dict[str, Any]) -> str:
+    """What the trials' scores are: `validation f1_macro`, or `5-fold cross-validated f1_macro`."""
+    metric = view.get("metric") or "score"
+    selection = view.get("selection") or {}
+    if selection.get("method") == "cv":
+        return f"{selection['folds']}-fold cross-validated {metric}"
+    return f"validation {metric}"
+
+
+def spread(trial: dict[str, Any]) -> str:
+    """` ±0.0123`: the standard deviation of a cross-validated trial's fold scores."""
+    folds = trial.get("fold_scores")
+    return f" ±{statistics.pstdev(folds):.4f}" if folds else ""

@@ -71,10 +71,18 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
     assert [(m["pipeline"], m["version"], m["aliases"]) for m in models] == [
         ("cancer", 1, ["production"])
     ]
+    # Measured on the test split, then fitted again on the training and validation rows.
+    version = stack.store.get_json("models/cancer/versions/1/version.json")
+    splits = stack.store.get_json(f"runs/{run['run_id']}/preprocess/status.json")["rows"]
+    assert version["fitted_on"]["splits"] == ["train", "validation"]
+    assert version["fitted_on"]["rows"] == splits["train"] + splits["validation"]
+    assert version["metrics"]["accuracy"] == run["metrics"]["accuracy"]
 
 
 def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> None:
     frame = diabetes_frame()
+    # `refit: train` serves the model evaluate measured, as it is.
+    stack.store.put_bytes("pipelines/diabetes.yaml", b"refit: train\n")
     stack.store.put_bytes("incoming/diabetes/2026-11.csv", frame.to_csv(index=False).encode())
     run = wait_run(stack.store, run_for(stack.store, "incoming/diabetes/2026-11.csv"))
     assert run["state"] == "succeeded", run["error"]
@@ -100,6 +108,13 @@ def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> Non
 
     runs = stack.cli_json("runs", "--pipeline", "diabetes")
     assert [r["run_id"] for r in runs] == [run["run_id"]]
+    version = stack.store.get_json(f"models/diabetes/versions/{version}/version.json")
+    assert version["fitted_on"]["splits"] == ["train"]
+    trained = stack.store.get_bytes(f"runs/{run['run_id']}/train/model.skops")
+    assert (
+        stack.store.get_bytes(f"models/diabetes/versions/{version['version']}/model.skops")
+        == trained
+    )
 
 
 def test_only_a_better_model_moves_production(stack: Stack) -> None:

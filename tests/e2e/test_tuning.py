@@ -16,7 +16,7 @@ SLOW_SEARCH = """target: progression
 models:
   - estimator: random_forest
     search: {n_estimators: [600, 800, 1000], max_depth: [4, 8, null], min_samples_leaf: [1, 5]}
-tuning: {trials: 10, parallelism: 2, sampler: random}
+tuning: {trials: 10, parallelism: 2, sampler: random, budget_seconds: 900}
 """
 
 
@@ -54,6 +54,10 @@ def test_a_search_spreads_over_workers_and_survives_a_killed_one(stack: Stack) -
     trials = stack.store.get_json(f"runs/{run_id}/train/trials.json")
     assert [t["index"] for t in trials] == list(range(10))
     assert all(t["state"] == "succeeded" for t in trials)
+    # 442 rows and a choice to make: each trial is cross-validated over the 353 training and
+    # validation rows, and records its five folds' scores.
+    assert all(len(t["fold_scores"]) == 5 for t in trials)
+    assert run["selection"] == {"method": "cv", "folds": 5}
     assert trials[index]["attempts"] >= 2  # the killed trial ran again, elsewhere or restarted
     assert len({t["worker"] for t in trials}) >= 2
     assert run["trials"] == 10 and len(run["top_trials"]) == 5
@@ -61,7 +65,7 @@ def test_a_search_spreads_over_workers_and_survives_a_killed_one(stack: Stack) -
     assert scores == sorted(scores)  # rmse: lower is better, best first
 
     shown = stack.cli("run", run_id).stdout
-    assert "best trials of 10" in shown and "random_forest" in shown
+    assert "best trials of 10 (5-fold cross-validated rmse)" in shown and "random_forest" in shown
     selections = [
         line
         for log in (stack.home / "logs").glob("train-*.log")

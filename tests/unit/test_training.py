@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from services.preprocess.features import build_transformer
 from services.train.training import (
     CANDIDATES,
+    CV_MAX_ROWS,
     ESTIMATORS,
     best_trial,
     default_candidates,
@@ -20,8 +21,10 @@ from services.train.training import (
     make_estimator,
     run_trial,
     sample_params,
+    selection_method,
     tune,
 )
+from shared.client.render import run_lines
 from shared.errors import DataError, SpecError
 
 
@@ -164,3 +167,53 @@ def test_fit_model_keeps_the_train_fitted_transformer() -> None:
         model.named_steps["features"].named_transformers_["numeric"][-1].mean_, mean
     )
     assert model.predict(X.tail(5)).shape == (5,)
+
+
+def test_small_searches_with_a_choice_to_make_are_cross_validated() -> None:
+    assert selection_method("auto", trials=12, rows=455, folds=5, smallest_class=170) == {
+        "method": "cv",
+        "folds": 5,
+    }
+    # One trial has nothing to choose; many rows make one validation split reliable enough.
+    assert selection_method("auto", trials=1, rows=455, folds=5, smallest_class=170) == {
+        "method": "holdout"
+    }
+    assert (
+        selection_method("auto", trials=12, rows=CV_MAX_ROWS + 1, folds=5, smallest_class=None)[
+            "method"
+        ]
+        == "holdout"
+    )
+    # A class too small for the folds: auto keeps the split, cv asked for uses fewer folds.
+    assert selection_method("auto", trials=12, rows=40, folds=5, smallest_class=3) == {
+        "method": "holdout"
+    }
+    assert selection_method("cv", trials=1, rows=40, folds=5, smallest_class=3) == {
+        "method": "cv",
+        "folds": 3,
+    }
+    assert selection_method("holdout", trials=12, rows=455, folds=5, smallest_class=170) == {
+        "method": "holdout"
+    }
+
+
+def test_a_cross_validated_trial_records_each_folds_score_and_their_mean() -> None:
+    X_train, y_train, X_val, y_val = iris_arrays()
+    result = run_trial(
+        task="classification", estimator="logistic_regression", params={"C": 1.0},
+        X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val, metric="accuracy",
+        classes=[0, 1, 2], folds=4, seed=7,
+    )  # fmt: skip
+    assert result["state"] == "succeeded"
+    assert len(result["fold_scores"]) == 4
+    assert result["score"] == pytest.approx(sum(result["fold_scores"]) / 4)
+    assert min(result["fold_scores"]) > 0.8 and max(result["fold_scores"]) <= 1.0
+    shown = run_lines(
+        {
+            "run_id": "r", "pipeline": "p", "state": "succeeded", "error": None, "stages": [],
+            "metric": "accuracy", "trials": 1, "selection": {"method": "cv", "folds": 4},
+            "top_trials": [{"index": 0, **result, "worker": "train-1"}],
+        }
+    )  # fmt: skip
+    assert "  best trials of 1 (4-fold cross-validated accuracy):" in shown
+    assert any(f"{result['score']:.4f} ±" in line for line in shown)
