@@ -148,7 +148,7 @@ def default_hgb(table: Table, train: pd.DataFrame, test: pd.DataFrame) -> dict[s
     def features(frame: pd.DataFrame) -> pd.DataFrame:
         X = frame.drop(columns=[table.target])
         for column in X.columns:
-            if X[column].dtype == object:
+            if not pd.api.types.is_numeric_dtype(X[column]):  # text (pandas 3: str dtype)
                 X[column] = X[column].astype("category")
         return X
 

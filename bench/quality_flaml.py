@@ -23,7 +23,7 @@ def main(train: str, test: str, target: str, task: str, metric: str, budget: str
     for path in (train, test):
         frame = pd.read_csv(path)
         for column in frame.columns:
-            if column != target and frame[column].dtype == object:
+            if column != target and not pd.api.types.is_numeric_dtype(frame[column]):
                 frame[column] = frame[column].astype("category")
         frames.append(frame)
     train_frame, test_frame = frames

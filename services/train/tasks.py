@@ -63,6 +63,7 @@ def plan(ctx: StageContext) -> Planned:
         trials_per_candidate=spec.tuning.trials,
         seed=spec.split.seed,
         sampler=spec.tuning.sampler,
+        defaults_first={m.estimator for m in spec.models if not m.search},
     )
     rows = ctx.upstream("preprocess").rows
     search: dict[str, Any] = {

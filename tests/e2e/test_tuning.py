@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import requests
+
 from tests.datasets import cancer_frame, diabetes_frame
 from tests.e2e.conftest import Stack
 from tests.e2e.helpers import run_for, wait_run
@@ -66,6 +68,8 @@ def test_a_search_spreads_over_workers_and_survives_a_killed_one(stack: Stack) -
 
     shown = stack.cli("run", run_id).stdout
     assert "best trials of 10 (5-fold cross-validated rmse)" in shown and "random_forest" in shown
+    page = requests.get(f"{stack.settings.console_url}/runs/{run_id}", timeout=10).text
+    assert "5-fold cross-validated rmse" in page and "5 folds: " in page  # each fold on hover
     selections = [
         line
         for log in (stack.home / "logs").glob("train-*.log")
@@ -164,3 +168,5 @@ def test_a_search_cut_by_its_budget_stops_a_trial_skips_the_rest_and_deploys_its
     assert train["seconds"] < 6 + 10  # the budget, and the refit and hand-offs
     shown = stack.cli("run", run_id).stdout
     assert "search: 6 trials, 6s budget (" in shown and "skipped at the budget" in shown, shown
+    page = requests.get(f"{stack.settings.console_url}/runs/{run_id}", timeout=10).text
+    assert "6 trials, 6s budget (" in page and "not started: the search" in page

@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from services.train.training import plan_trials, sample_params
+from services.train.training import default_candidates, plan_trials, sample_params
 from shared.errors import SpecError
 from shared.spec import parse_spec
 
@@ -78,3 +78,28 @@ def test_the_spec_refuses_a_grid_over_the_limit_naming_the_model() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(text)
     assert caught.value.field == "models[1].search"
+
+
+def test_a_candidate_on_its_default_space_starts_from_the_estimators_defaults() -> None:
+    spaces = dict(default_candidates("classification"))
+    plan = plan_trials(
+        [(name, spaces[name]) for name in ("hist_gradient_boosting", "random_forest")]
+        + [("logistic_regression", {"C": {"loguniform": [0.01, 0.1]}})],
+        task="classification",
+        trials_per_candidate=3,
+        seed=0,
+        defaults_first={"hist_gradient_boosting", "random_forest"},
+    )
+    first = {t["estimator"]: t["params"] for t in plan[:3]}
+    assert first["hist_gradient_boosting"] == {} and first["random_forest"] == {}
+    assert first["logistic_regression"] != {}  # a space of the user's own is kept to
+    assert len(plan) == 9 and sum(t["params"] == {} for t in plan) == 2
+    # A grid that is planned whole already holds what it holds: nothing is added.
+    grid = plan_trials(
+        [("random_forest", {"max_depth": [3, 6]})],
+        task="classification",
+        trials_per_candidate=4,
+        seed=0,
+        defaults_first={"random_forest"},
+    )
+    assert [t["params"] for t in grid] == [{"max_depth": 3}, {"max_depth": 6}]
