@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import boto3
-from setproctitle import setproctitle
 
 from shared.config import load_settings
 from shared.pipeline import STAGES
@@ -45,6 +45,16 @@ def _die_with_parent(parent: int) -> Any:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return arm
+
+
+PR_SET_NAME = 15  # linux/prctl.h
+
+
+def _name(name: str) -> None:
+    """Name this process in ps and top (`comm`, 15 bytes): the forked workers share the
+    supervisor's command line. Linux only; elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 # What the forked processes import once, in the supervisor: each worker's task module and the
@@ -134,7 +144,7 @@ def _run_in_fork(proc: Proc, env: dict[str, str], out: IO[bytes], parent: int) -
         # command line, and the start-up hook it would import (sitecustomize, which tracers and
         # the fault tests use to instrument a process) run again for it.
         sys.orig_argv = list(proc.argv)
-        setproctitle(f"cauce {proc.name}: {' '.join(proc.argv[2:])}")
+        _name(proc.name)
         sys.argv = [proc.argv[2], *proc.argv[3:]]
         if "sitecustomize" in sys.modules:
             importlib.reload(sys.modules["sitecustomize"])

@@ -59,8 +59,25 @@ def _evaluated_run(store: Store, run_id: str) -> RunStage:
     )
     frame = pd.DataFrame({"x": np.arange(40.0), "y": np.arange(40.0) * 2})
     model = make_pipeline(StandardScaler(), Ridge()).fit(frame[["x"]], frame["y"])
+    spec = {
+        "target": "y",
+        "task": "regression",
+        "metric": "rmse",
+        "models": [{"estimator": "ridge"}],
+    }
+    store.put_json(f"runs/{run_id}/ingest/spec.json", spec)
+    write_status(
+        store,
+        run_id,
+        "preprocess",
+        state="succeeded",
+        rows={"train": 20, "validation": 10, "test": 10},
+        features=1,
+    )
     store.put_json(f"runs/{run_id}/preprocess/signature.json", input_signature(frame[["x"]]))
-    store.put_frame(f"runs/{run_id}/preprocess/test.parquet", frame)
+    store.put_frame(f"runs/{run_id}/preprocess/train.parquet", frame.iloc[:20])
+    store.put_frame(f"runs/{run_id}/preprocess/validation.parquet", frame.iloc[20:30])
+    store.put_frame(f"runs/{run_id}/preprocess/test.parquet", frame.iloc[30:])
     store.put_bytes(f"runs/{run_id}/train/model.skops", dump_model(model))
     return RunStage(run_id=run_id, pipeline="race")
 
