@@ -44,7 +44,7 @@ cache: false
 models:
   - estimator: random_forest
     search: {n_estimators: [300, 400, 500], max_depth: [null, 12], min_samples_leaf: [1, 3]}
-tuning: {trials: 12, parallelism: 2}
+tuning: {trials: 12, parallelism: 2, selection: holdout, budget_seconds: 900}
 """
 WORKER_SERVICES = ("ingest", "preprocess", "train", "evaluate", "deploy", "batch")
 
