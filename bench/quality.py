@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ from sklearn.model_selection import train_test_split
 from bench.scale import SEED as SCALE_SEED
 from bench.scale import WORKDIR as SCALE_DIR
 from bench.scale import generate, label
-from bench.stack import local_stack, machine
+from bench.stack import local_stack, machine, peer_venv
 from services.train.budget import default_budget
 from shared.client.submit import await_run_id, submit_file, wait_for_run
 from shared.layout import spec_key
@@ -169,12 +168,7 @@ def default_hgb(table: Table, train: pd.DataFrame, test: pd.DataFrame) -> dict[s
 
 def flaml_venv() -> Path:
     """FLAML's virtualenv, made on first use and kept under .cache/ (gitignored)."""
-    python = FLAML_VENV / "bin" / "python"
-    if not (FLAML_VENV / ".installed").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(FLAML_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *FLAML_PINS], check=True)
-        (FLAML_VENV / ".installed").touch()
-    return python
+    return peer_venv(FLAML_VENV, FLAML_PINS)
 
 
 def run_flaml(table: Table, train_csv: Path, test_csv: Path, budget: float) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import requests
 from bench.load import open_loop, wrk
 from bench.serving_model import SPEC, bodies, write_dataset
 from bench.serving_report import Row, print_table
-from bench.stack import local_stack
+from bench.stack import local_stack, peer_venv
 from shared.client.submit import await_run_id, submit_file, wait_for_run
 from shared.layout import spec_key, version_key
 from shared.registry import get_alias
@@ -133,12 +132,7 @@ def worker_memory(home: Path) -> str:
 
 def mlflow_venv() -> Path:
     """The MLflow venv, created on first use and kept under .cache/ (gitignored)."""
-    python = MLFLOW_VENV / "bin" / "python"
-    if not (MLFLOW_VENV / ".installed").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *MLFLOW_PINS], check=True)
-        (MLFLOW_VENV / ".installed").touch()
-    return python
+    return peer_venv(MLFLOW_VENV, MLFLOW_PINS)
 
 
 def serve_mlflow(model_dir: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:

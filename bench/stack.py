@@ -7,7 +7,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,3 +45,14 @@ def local_stack(**workers: int) -> Iterator[tuple[Store, Settings]]:
 def machine() -> str:
     """One line naming the machine the numbers come from."""
     return f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
+
+
+def peer_venv(venv: Path, pins: Sequence[str]) -> Path:
+    """The python of a peer's own virtualenv (MLflow, FLAML), made with `pins` on first use and
+    kept under .cache/ (gitignored)."""
+    python = venv / "bin" / "python"
+    if not (venv / ".installed").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *pins], check=True)
+        (venv / ".installed").touch()
+    return python
