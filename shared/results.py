@@ -104,6 +104,7 @@ class Trained(Result):
     stopped_trials: int = 0  # reached the time budget while fitting
     skipped_trials: int = 0  # their turn came after the budget was used up
     budget_seconds: float | None = None
+    until_budget: bool = False  # `trials: auto`: trials ran until the budget was spent
     selection: dict[str, Any] | None = None  # {"method": "holdout"} or {"method": "cv", "folds": k}
     top_trials: list[dict[str, Any]] | None = None
     selected_by: str | None = None

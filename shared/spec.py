@@ -60,6 +60,7 @@ MIN_ROWS_PER_CLASS = 3
 MAX_SPEC_BYTES = 64 * 1024
 MAX_SPEC_VALUES = 10_000
 MAX_TRIALS = 1000  # per candidate, whichever sampler plans them
+AUTO_TRIALS = 50  # per candidate, for `trials: auto`, which the time budget ends sooner
 SEED_MAX = 2**32 - 1  # numpy's seeds, which the split and the random sampler use
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 
@@ -106,9 +107,13 @@ class ModelSpec(Strict):
 
 
 class Tuning(Strict):
-    trials: int = Field(default=4, ge=1, le=MAX_TRIALS)  # per candidate
+    # Trials per candidate, or `auto`: trials until the time budget is spent, at most AUTO_TRIALS
+    # per candidate (the search ends at the budget, as FLAML's and Vertex AI's do).
+    trials: int | Literal["auto"] = 4
     parallelism: int = Field(default=4, ge=1, le=1000)  # trials of one run in flight at once
-    sampler: Literal["auto", "grid", "random"] = "auto"
+    # auto: the whole grid when it fits in `trials`, else random draws; tpe: Optuna's TPE,
+    # each trial's point asked as it starts from the results so far (services/train/tpe.py).
+    sampler: Literal["auto", "grid", "random", "tpe"] = "auto"
     # Seconds the search's trials may take, counted from its plan: a trial still fitting then is
     # stopped, one not started is skipped; the final refit comes on top. None: a minute, and a
     # minute more for each 100,000 training rows, at most an hour (services/train/budget.py).
@@ -119,6 +124,18 @@ class Tuning(Strict):
     # CV_MAX_ROWS training and validation rows, where one split would make the winner partly luck.
     selection: Literal["auto", "holdout", "cv"] = "auto"
     folds: int = Field(default=5, ge=2, le=20)
+
+    @field_validator("trials", mode="before")
+    @classmethod
+    def _trials(cls, value: Any) -> Any:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (whole and 1 <= value <= MAX_TRIALS):
+            return value
+        raise PydanticCustomError(
+            "trials",
+            "a whole number of trials per candidate from 1 to {most}, or auto, got {value}",
+            {"most": MAX_TRIALS, "value": repr(value)},
+        )
 
 
 class Gate(Strict):

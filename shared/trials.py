@@ -74,14 +74,18 @@ def search_progress(store: Store, run_id: str) -> dict[str, Any] | None:
     planned, budget = len(search["trials"]), search.get("budget_seconds")
     done = len(trial_times(store, run_id).results)
     used = max(0.0, time.time() - datetime.fromisoformat(plan.modified).timestamp())
-    # At the pace so far, capped by the budget (what is not done by then is stopped or skipped).
+    # At the pace so far, capped by the budget (what is not done by then is stopped or skipped);
+    # a search that runs until its budget is spent ends with it.
     left = used / done * (planned - done) if done else None
+    if search.get("until_budget"):
+        left = None
     if budget is not None:
         room = max(0.0, budget - used)
         left = room if left is None else min(left, room)
     return {
         "trials_done": done,
         "trials_planned": planned,
+        "until_budget": bool(search.get("until_budget")),
         "budget_seconds": budget,
         "used_seconds": round(used, 1),
         "left_seconds": None if left is None else round(left, 1),

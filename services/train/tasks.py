@@ -23,7 +23,13 @@ from services.train.training import (
     run_trial,
     selection_method,
 )
-from services.train.tuning import TrialData, count_attempt, load_results, top_trials
+from services.train.tuning import (
+    TrialData,
+    asked_params,
+    count_attempt,
+    load_results,
+    top_trials,
+)
 from shared.artifacts import dump_model, load_model
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
@@ -35,6 +41,7 @@ from shared.messaging import send
 from shared.outcome import Failure, TaskLike, settle
 from shared.results import Best, Planned, StageStatus, Trained
 from shared.scoring import METRICS
+from shared.spec import AUTO_TRIALS
 from shared.stage import StageRunner, create_stage_worker, parse_message
 from shared.trials import due_trials, finished_trials, next_trial
 
@@ -57,10 +64,12 @@ def plan(ctx: StageContext) -> Planned:
     """Write the numbered trial plan and start the first `tuning.parallelism` trials."""
     spec = ctx.spec()
     defaults = dict(default_candidates(spec.task))  # a model listed without `search` gets these
+    until_budget = spec.tuning.trials == "auto"
+    per_candidate = AUTO_TRIALS if until_budget else int(spec.tuning.trials)
     trials = plan_trials(
         [(m.estimator, m.search or defaults[m.estimator]) for m in spec.models],
         task=spec.task,
-        trials_per_candidate=spec.tuning.trials,
+        trials_per_candidate=per_candidate,
         seed=spec.split.seed,
         sampler=spec.tuning.sampler,
         defaults_first={m.estimator for m in spec.models if not m.search},
@@ -68,6 +77,9 @@ def plan(ctx: StageContext) -> Planned:
     rows = ctx.upstream("preprocess").rows
     search: dict[str, Any] = {
         "trials": trials,
+        "until_budget": until_budget,
+        "sampler": spec.tuning.sampler,
+        "per_candidate": per_candidate,
         "parallelism": spec.tuning.parallelism,
         "budget_seconds": spec.tuning.budget_seconds or default_budget(rows.get("train", 0)),
         "selection": _selection(ctx, trials=len(trials), rows=rows),
@@ -119,8 +131,11 @@ def send_trial(ctx: StageContext, index: int) -> None:
 
 def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> bool:
     """Run one trial once (a dead worker's trial is retried, then recorded failed), then hand
-    on; True when it was the run's last trial to finish (the selection message is sent)."""
+    on; True when it was the run's last trial to finish (the selection message is sent). A trial
+    that finds the budget used up records itself and the rest of its chain as skipped, so that
+    the chain ends there instead of sending one task per trial left."""
     search = ctx.store.get_json(ctx.key("plan.json"))
+    count = len(search["trials"])
     if not ctx.store.exists(trial_key(ctx.run_id, index)):
         attempts = count_attempt(ctx, index)
         planned = search["trials"][index]
@@ -138,18 +153,32 @@ def trial(ctx: StageContext, index: int, *, data: TrialData, worker: str) -> boo
                 **_budgeted_trial(ctx, search, planned, data),
                 "attempts": attempts,
             }
+        if result["state"] == "skipped":
+            _skip_chain(ctx, search, index, result)
         ctx.store.put_json(
             trial_key(ctx.run_id, index), {**result, "worker": worker, "finished": now()}
         )
-    count = len(search["trials"])
     following = next_trial(index, parallelism=search["parallelism"], count=count)
-    if following is not None:
+    if following is not None and not ctx.store.exists(trial_key(ctx.run_id, following)):
         send_trial(ctx, following)
     if len(finished_trials(ctx.store, ctx.run_id)) == count:
         message = RunStage(run_id=ctx.run_id, pipeline=ctx.pipeline)
         send(ctx.app, "train.select", message, queue="train")
         return True
     return False
+
+
+def _skip_chain(
+    ctx: StageContext, search: dict[str, Any], index: int, skipped: dict[str, Any]
+) -> None:
+    """Record the trials that trial `index`'s chain would still send as skipped, like it."""
+    following = next_trial(index, parallelism=search["parallelism"], count=len(search["trials"]))
+    while following is not None:
+        record = {**search["trials"][following], **skipped, "finished": now()}
+        ctx.store.put_json(trial_key(ctx.run_id, following), record)
+        following = next_trial(
+            following, parallelism=search["parallelism"], count=len(search["trials"])
+        )
 
 
 def _budgeted_trial(
@@ -167,6 +196,8 @@ def _budgeted_trial(
     folds = selection.get("folds") if selection.get("method") == "cv" else None
     every = ctx.settings.heartbeat_seconds
     with heartbeat(ctx.store, trial_key(ctx.run_id, index, "heartbeat"), every=every):
+        if planned["params"] is None:  # a TPE trial: its point is asked now
+            planned = {**planned, "params": asked_params(ctx, search, index)}
         return _fit_trial(ctx, planned, data, limit=left, folds=folds)
 
 
@@ -270,6 +301,7 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
         stopped_trials=sum(1 for t in results if t["state"] == "stopped"),
         skipped_trials=sum(1 for t in results if t["state"] == "skipped"),
         budget_seconds=search.get("budget_seconds"),
+        until_budget=bool(search.get("until_budget")),
         selection=search.get("selection"),
         top_trials=top_trials(results, greater_is_better=METRICS[spec.metric].greater_is_better),
         selected_by=task_id,

@@ -122,12 +122,15 @@ def _draw(spec: Any, rng: np.random.Generator) -> Any:
 
 def sample_params(
     space: dict[str, Any], *, trials: int, seed: int, sampler: str = "auto"
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any] | None]:
     """List parameter sets: `grid` (every combination), `random` (seeded draws) or `auto`
-    (the whole grid when it fits in `trials`, else random)."""
+    (the whole grid when it fits in `trials`, else random). `tpe` lists `trials` empty slots,
+    `None`, each filled as its trial starts (services/train/tpe.py)."""
     _check_space(space)
     if trials < 1:
         raise SpecError(f"trials must be at least 1, got {trials}", field="trials")
+    if sampler == "tpe":
+        return [None] * trials
     names = list(space)
     discrete = all(isinstance(spec, list) for spec in space.values())
     if sampler == "grid" and not discrete:
@@ -190,10 +193,12 @@ def plan_trials(
     ]
 
 
-def _drawn(space: dict[str, Any], points: list[dict[str, Any]], sampler: str) -> bool:
-    """Whether `points` were drawn at random rather than enumerated as the whole grid."""
+def _drawn(space: dict[str, Any], points: Sequence[Any], sampler: str) -> bool:
+    """Whether `points` are drawn (at random, or by TPE) rather than enumerated as the grid."""
+    if sampler in ("random", "tpe"):
+        return True
     discrete = all(isinstance(spec, list) for spec in space.values())
-    return sampler == "random" or not discrete or len(points) < math.prod(map(len, space.values()))
+    return not discrete or len(points) < math.prod(map(len, space.values()))
 
 
 def make_estimator(task: str, name: str, params: dict[str, Any]) -> BaseEstimator:

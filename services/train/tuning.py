@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from services.train import tpe
+from services.train.training import default_candidates
 from shared.artifacts import load_model
 from shared.context import StageContext
-from shared.errors import NotFound
-from shared.layout import trial_key
-from shared.scoring import is_better
+from shared.errors import Conflict, NotFound
+from shared.layout import trial_key, trials_prefix
+from shared.scoring import METRICS, is_better
 
 
 def load_results(ctx: StageContext, count: int) -> list[dict[str, Any]]:
@@ -25,6 +27,58 @@ def count_attempt(ctx: StageContext, index: int) -> int:
         attempts = 0
     ctx.store.put_json(trial_key(ctx.run_id, index, "attempts"), {"attempts": attempts + 1})
     return attempts + 1
+
+
+def asked_params(ctx: StageContext, search: dict[str, Any], index: int) -> dict[str, Any]:
+    """TPE trial `index`'s parameters: the ones it was first given (a redelivered or retried
+    trial fits the same point), else a point asked of its candidate's study, rebuilt from the
+    bucket, and written for this trial with a conditional put (the first writer wins)."""
+    key = trial_key(ctx.run_id, index, "params")
+    try:
+        return dict(ctx.store.get_json(key))
+    except NotFound:
+        pass
+    spec = ctx.spec()
+    estimator = search["trials"][index]["estimator"]
+    space = (
+        next(m.search for m in spec.models if m.estimator == estimator)
+        or dict(default_candidates(spec.task))[estimator]
+    )
+    params = tpe.ask(
+        space,
+        _history(ctx, search, estimator, index),
+        greater_is_better=METRICS[spec.metric].greater_is_better,
+        seed=spec.split.seed + index,
+        startup=tpe.startup_trials(search.get("per_candidate", len(search["trials"]))),
+    )
+    try:
+        ctx.store.put_json(key, params, if_none_match=True)
+    except Conflict:
+        return dict(ctx.store.get_json(key))
+    return params
+
+
+def _history(
+    ctx: StageContext, search: dict[str, Any], estimator: str, asking: int
+) -> list[dict[str, Any]]:
+    """The candidate's other trials as the bucket holds them: results of the finished ones and
+    the asked points of the ones still running."""
+    prefix = trials_prefix(ctx.run_id)
+    files: dict[int, set[str]] = {}
+    for item in ctx.store.list_objects(prefix):
+        number, _, suffix = item.key[len(prefix) :].partition(".")
+        if number.isdigit():
+            files.setdefault(int(number), set()).add(suffix)
+    history = []
+    for index, suffixes in sorted(files.items()):
+        if index == asking or search["trials"][index]["estimator"] != estimator:
+            continue
+        if "json" in suffixes:
+            history.append(dict(ctx.store.get_json(trial_key(ctx.run_id, index))))
+        elif "params" in suffixes:
+            params = ctx.store.get_json(trial_key(ctx.run_id, index, "params"))
+            history.append({"params": params, "state": "running"})
+    return history
 
 
 def top_trials(

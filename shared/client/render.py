@@ -115,12 +115,21 @@ def search_line(search: dict[str, Any]) -> str:
     budget = search.get("budget_seconds")
     within = f"{budget:.0f}s budget" if budget else "no budget"
     if "used_seconds" not in search:
-        cut = [f"{search[k]} {k}" for k in ("stopped", "skipped") if search.get(k)]
-        at = f" ({', '.join(cut)} at the budget)" if cut else ""
+        if search.get("until_budget"):  # its skipped trials are the slots the budget left unused
+            ran = (done or 0) - (search.get("skipped") or 0)
+            cut = f" ({search['stopped']} stopped at the budget)" if search.get("stopped") else ""
+            return f"{ran} trials within the {within}{cut}"
+        cuts = [f"{search[k]} {k}" for k in ("stopped", "skipped") if search.get(k)]
+        at = f" ({', '.join(cuts)} at the budget)" if cuts else ""
         return f"{done} trials, {within}{at}"
     left = search.get("left_seconds")
     about = f", about {left:.0f}s left" if left is not None else ""
-    return f"{done} of {planned} trials done, {search['used_seconds']:.0f}s of {within} used{about}"
+    trials = (
+        f"{done} trials done until the budget"
+        if search.get("until_budget")
+        else (f"{done} of {planned} trials done")
+    )
+    return f"{trials}, {search['used_seconds']:.0f}s of {within} used{about}"
 
 
 def compared_on(view: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ SLOW_SEARCH = """target: progression
 models:
   - estimator: random_forest
     search: {n_estimators: [600, 800, 1000], max_depth: [4, 8, null], min_samples_leaf: [1, 5]}
-tuning: {trials: 10, parallelism: 2, sampler: random, budget_seconds: 900}
+tuning: {trials: 10, parallelism: 2, sampler: tpe, budget_seconds: 900}
 """
 
 
@@ -41,11 +41,22 @@ def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def test_a_search_spreads_over_workers_and_survives_a_killed_one(stack: Stack) -> None:
+def _asked(stack: Stack, run_id: str, index: int, timeout: float = 30) -> dict:
+    """The point TPE trial `index` was given as it started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.store.exists(f"runs/{run_id}/train/trials/{index:05d}.params"):
+            return stack.store.get_json(f"runs/{run_id}/train/trials/{index:05d}.params")
+        time.sleep(0.05)
+    raise AssertionError(f"trial {index} was given no point")
+
+
+def test_a_tpe_search_spreads_over_workers_and_survives_a_killed_one(stack: Stack) -> None:
     stack.store.put_bytes("pipelines/tuned.yaml", SLOW_SEARCH.encode())
     stack.store.put_bytes("incoming/tuned/d.csv", diabetes_frame().to_csv(index=False).encode())
     run_id = run_for(stack.store, "incoming/tuned/d.csv")
     index, child = _running_trial(stack, run_id)
+    point = _asked(stack, run_id, index)
     worker = _parent(child)  # the Celery worker whose pool child fits the trial
     os.killpg(os.getpgid(worker), signal.SIGKILL)  # the whole worker, as `docker kill` would
     assert stack.store.exists(f"runs/{run_id}/train/trials/{index:05d}.json") is False
@@ -61,6 +72,13 @@ def test_a_search_spreads_over_workers_and_survives_a_killed_one(stack: Stack) -
     assert all(len(t["fold_scores"]) == 5 for t in trials)
     assert run["selection"] == {"method": "cv", "folds": 5}
     assert trials[index]["attempts"] >= 2  # the killed trial ran again, elsewhere or restarted
+    assert trials[index]["params"] == point  # on the point it was first given
+    # Every trial fitted the point asked for it as it started, from the results before it.
+    plan = stack.store.get_json(f"runs/{run_id}/train/plan.json")
+    assert plan["sampler"] == "tpe" and all(t["params"] is None for t in plan["trials"])
+    for t in trials:
+        assert t["params"] == _asked(stack, run_id, t["index"], timeout=0.1)
+        assert set(t["params"]) == {"n_estimators", "max_depth", "min_samples_leaf"}
     assert len({t["worker"] for t in trials}) >= 2
     assert run["trials"] == 10 and len(run["top_trials"]) == 5
     scores = [t["score"] for t in run["top_trials"]]
@@ -170,3 +188,45 @@ def test_a_search_cut_by_its_budget_stops_a_trial_skips_the_rest_and_deploys_its
     assert "search: 6 trials, 6s budget (" in shown and "skipped at the budget" in shown, shown
     page = requests.get(f"{stack.settings.console_url}/runs/{run_id}", timeout=10).text
     assert "6 trials, 6s budget (" in page and "not started: the search" in page
+
+
+UNTIL_BUDGET = """target: diagnosis
+models:
+  - estimator: logistic_regression
+  - estimator: hist_gradient_boosting
+tuning: {trials: auto, sampler: tpe, parallelism: 2, budget_seconds: 10}
+"""
+
+
+def test_a_search_until_its_budget_runs_trials_until_then_and_ends_its_chains(
+    stack: Stack,
+) -> None:
+    stack.store.put_bytes("pipelines/until.yaml", UNTIL_BUDGET.encode())
+    stack.store.put_bytes("incoming/until/c.csv", cancer_frame().to_csv(index=False).encode())
+    run_id = run_for(stack.store, "incoming/until/c.csv")
+    _running_trial(stack, run_id)
+    shown = stack.cli("run", run_id).stdout
+    assert "trials done until the budget" in shown and "of 10s budget used" in shown, shown
+
+    run = wait_run(stack.store, run_id, timeout=120)
+    assert run["state"] == "succeeded", run["error"]
+    trials = stack.store.get_json(f"runs/{run_id}/train/trials.json")
+    assert len(trials) == 100  # the plan's 50 per candidate
+    ran = [t for t in trials if t["state"] != "skipped"]
+    # More than the 4 per candidate of a search with a trial count, fewer than planned.
+    assert 8 < len(ran) < 100, len(ran)
+    assert {t["estimator"] for t in ran} == {"logistic_regression", "hist_gradient_boosting"}
+    assert all(t["state"] in ("succeeded", "stopped") for t in ran)
+    assert all(len(t["fold_scores"]) == 5 for t in ran if t["state"] == "succeeded")
+    # The two chains ended at the budget: the trials left were recorded, not each sent.
+    attempts = [
+        o.key
+        for o in stack.store.list_objects(f"runs/{run_id}/train/trials/")
+        if o.key.endswith(".attempts")
+    ]
+    assert len(attempts) <= len(ran) + 2
+    train = next(s for s in run["stages"] if s["stage"] == "train")
+    assert 10 <= train["seconds"] < 10 + 15  # the budget, then the refit and hand-offs
+    assert run["search"]["until_budget"] is True
+    shown = stack.cli("run", run_id).stdout
+    assert f"search: {len(ran)} trials within the 10s budget" in shown, shown

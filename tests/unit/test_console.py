@@ -75,5 +75,5 @@ def test_spec_form_round_trip_and_problems() -> None:
     found = specform.problems({"task": "regression", "models": [{"estimator": "svm"}]})
     assert found["models"].startswith("models[0].estimator: unknown regression estimator 'svm'")
     assert specform.problems({"tuning": {"trials": 0}})["tuning.trials"].startswith(
-        "tuning.trials: Input should be greater than or equal to 1"
+        "tuning.trials: a whole number of trials per candidate from 1 to 1000, or auto, got 0"
     )

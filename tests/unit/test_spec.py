@@ -28,7 +28,7 @@ def test_no_spec_means_every_default() -> None:
         ("- a list\n", "spec", "mapping"),
         ("split: {test: 2}\n", "split.test", "less than 0.9"),
         ("split: {test: 0.5, validation: 0.45}\n", "split", "10% of rows"),
-        ("tuning: {trials: many}\n", "tuning.trials", "integer"),
+        ("tuning: {trials: many}\n", "tuning.trials", "whole number of trials"),
         ("gate: {min_improvement: -1}\n", "gate.min_improvement", "greater than or equal"),
         ("task: clustering\n", "task", "classification"),
         ("modles: []\n", "modles", "Extra inputs"),
