@@ -124,6 +124,9 @@ class Tuning(Strict):
     # CV_MAX_ROWS training and validation rows, where one split would make the winner partly luck.
     selection: Literal["auto", "holdout", "cv"] = "auto"
     folds: int = Field(default=5, ge=2, le=20)
+    # auto: a search over at least 200,000 training rows starts its trials on row subsamples and
+    # takes the best third of each rung on to three times the rows (services/train/halving.py).
+    halving: Literal["auto", "off"] = "auto"
 
     @field_validator("trials", mode="before")
     @classmethod

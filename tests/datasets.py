@@ -23,3 +23,15 @@ def diabetes_frame() -> pd.DataFrame:
     data = load_diabetes(as_frame=True)
     frame = data.frame.rename(columns={"target": "progression"})
     return frame
+
+
+def big_frame(rows: int = 350_000) -> pd.DataFrame:
+    """A generated classification table big enough for successive halving (`y`, six columns)."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=rows, n_features=6, n_informative=4, flip_y=0.05, random_state=0
+    )
+    frame = pd.DataFrame(X.round(4), columns=[f"x{i}" for i in range(6)])
+    frame["y"] = np.where(y == 1, "yes", "no")
+    return frame

@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from celery import Celery
 
 from services.train.budget import default_budget, seconds_left
+from services.train.halving import ETA, HALVING_MIN_ROWS, rungs, slots
 from services.train.training import (
     CV_MAX_ROWS,
     best_trial,
@@ -25,8 +27,8 @@ from services.train.training import (
 )
 from services.train.tuning import (
     TrialData,
-    asked_params,
     count_attempt,
+    decide,
     load_results,
     top_trials,
 )
@@ -66,6 +68,13 @@ def plan(ctx: StageContext) -> Planned:
     defaults = dict(default_candidates(spec.task))  # a model listed without `search` gets these
     until_budget = spec.tuning.trials == "auto"
     per_candidate = AUTO_TRIALS if until_budget else int(spec.tuning.trials)
+    rows = ctx.upstream("preprocess").rows
+    halving: dict[str, Any] | None = None
+    big = rows.get("train", 0) >= HALVING_MIN_ROWS and spec.tuning.selection != "cv"
+    if spec.tuning.halving == "auto" and big:
+        steps = rungs(rows["train"])
+        halving = {"rungs": steps, "eta": ETA}
+        per_candidate = slots(per_candidate, len(steps))
     trials = plan_trials(
         [(m.estimator, m.search or defaults[m.estimator]) for m in spec.models],
         task=spec.task,
@@ -74,9 +83,9 @@ def plan(ctx: StageContext) -> Planned:
         sampler=spec.tuning.sampler,
         defaults_first={m.estimator for m in spec.models if not m.search},
     )
-    rows = ctx.upstream("preprocess").rows
     search: dict[str, Any] = {
         "trials": trials,
+        "halving": halving,
         "until_budget": until_budget,
         "sampler": spec.tuning.sampler,
         "per_candidate": per_candidate,
@@ -196,9 +205,8 @@ def _budgeted_trial(
     folds = selection.get("folds") if selection.get("method") == "cv" else None
     every = ctx.settings.heartbeat_seconds
     with heartbeat(ctx.store, trial_key(ctx.run_id, index, "heartbeat"), every=every):
-        if planned["params"] is None:  # a TPE trial: its point is asked now
-            planned = {**planned, "params": asked_params(ctx, search, index)}
-        return _fit_trial(ctx, planned, data, limit=left, folds=folds)
+        decided = decide(ctx, search, index)
+        return {**decided, **_fit_trial(ctx, decided, data, limit=left, folds=folds)}
 
 
 def _fit_trial(
@@ -212,9 +220,15 @@ def _fit_trial(
     spec = ctx.spec()
     splits = data.get(ctx)
     classes = sorted(splits["y_train"].unique().tolist()) if spec.task == "classification" else None
+    X_train, y_train = splits["X_train"], splits["y_train"]
+    rows = planned.get("rows")
+    if rows is not None and rows < len(y_train):  # a halving rung below the last
+        pick = np.sort(np.random.default_rng(spec.split.seed).permutation(len(y_train))[:rows])
+        X_train, y_train = X_train[pick], y_train.iloc[pick]
 
     def keep(model: Any, value: float) -> None:
-        data.keep(ctx.run_id, planned["index"], model, value, metric=spec.metric)
+        if rows is None:  # only a model fitted on every training row can be served as it is
+            data.keep(ctx.run_id, planned["index"], model, value, metric=spec.metric)
 
     return run_trial(
         task=spec.task,
@@ -226,7 +240,10 @@ def _fit_trial(
         limit=limit,
         folds=folds,
         seed=spec.split.seed,
-        **{name: splits[name] for name in ("X_train", "y_train", "X_val", "y_val")},
+        X_train=X_train,
+        y_train=y_train,
+        X_val=splits["X_val"],
+        y_val=splits["y_val"],
     )
 
 

@@ -201,8 +201,29 @@ def _drawn(space: dict[str, Any], points: Sequence[Any], sampler: str) -> bool:
     return not discrete or len(points) < math.prod(map(len, space.values()))
 
 
-def make_estimator(task: str, name: str, params: dict[str, Any]) -> BaseEstimator:
-    """Build an unfitted estimator, raising SpecError for an unknown name or parameter."""
+# From this many training rows, a forest draws this many rows for each tree (bootstrap), and
+# boosting runs more iterations with early stopping on; the search's parameters override both.
+FOREST_MAX_SAMPLES = 100_000
+BOOSTING_EARLY_STOP_ROWS = 10_000
+
+
+def size_settings(name: str, rows: int | None) -> dict[str, Any]:
+    """Settings that fit the data size: a forest on a million rows needs no full bootstrap
+    sample per tree, and boosting on many rows can stop when its validation loss stops falling."""
+    if rows is None:
+        return {}
+    if name == "random_forest" and rows > FOREST_MAX_SAMPLES:
+        return {"max_samples": FOREST_MAX_SAMPLES}
+    if name == "hist_gradient_boosting" and rows > BOOSTING_EARLY_STOP_ROWS:
+        return {"max_iter": 300, "early_stopping": True}
+    return {}
+
+
+def make_estimator(
+    task: str, name: str, params: dict[str, Any], rows: int | None = None
+) -> BaseEstimator:
+    """Build an unfitted estimator for `rows` training rows (size_settings), raising SpecError
+    for an unknown name or parameter."""
     candidates = _candidates(task)
     if name not in candidates:
         raise SpecError(
@@ -210,7 +231,7 @@ def make_estimator(task: str, name: str, params: dict[str, Any]) -> BaseEstimato
             field="estimator",
         )
     candidate = candidates[name]
-    estimator = candidate.factory(**candidate.fixed)
+    estimator = candidate.factory(**{**candidate.fixed, **size_settings(name, rows)})
     known = estimator.get_params(deep=False)
     for param in params:
         if param not in known:
@@ -277,7 +298,9 @@ def _cross_validate(
     """The trial's score on each fold, fitted on the others."""
     scores = []
     for fit_rows, score_rows in _folds(task=task, folds=folds, seed=seed, X=X, y=y):
-        model = make_estimator(task, estimator, params).fit(X[fit_rows], y.iloc[fit_rows])
+        model = make_estimator(task, estimator, params, len(fit_rows)).fit(
+            X[fit_rows], y.iloc[fit_rows]
+        )
         scores.append(
             _trial_score(
                 model, X_val=X[score_rows], y_val=y.iloc[score_rows], metric=metric, classes=classes
@@ -310,7 +333,8 @@ def run_trial(
     started = time.perf_counter()
     result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
     try:
-        model = make_estimator(task, estimator, params)  # a parameter it refuses fails the trial
+        # A parameter the estimator refuses fails the trial.
+        model = make_estimator(task, estimator, params, len(y_train))
         with time_limit(limit):
             if folds:
                 scores = _cross_validate(
@@ -381,6 +405,8 @@ def best_trial(trials: list[dict[str, Any]], metric: str) -> dict[str, Any]:
             "Check the search space values in the pipeline spec",
             field="train",
         )
+    top = max(t.get("rung", 0) for t in succeeded)  # under halving, the highest rung reached
+    succeeded = [t for t in succeeded if t.get("rung", 0) == top]
     best = succeeded[0]
     for trial in succeeded[1:]:
         if is_better(metric, trial["score"], best["score"]):
@@ -398,7 +424,7 @@ def fit_model(
     y: Any,
 ) -> Pipeline:
     """Fit the chosen estimator on already-fitted features and join both into one Pipeline."""
-    model = make_estimator(task, estimator, params).fit(transformer.transform(X), y)
+    model = make_estimator(task, estimator, params, len(y)).fit(transformer.transform(X), y)
     return join_model(transformer, model)
 
 

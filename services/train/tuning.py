@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import Any
 
 from services.train import tpe
+from services.train.halving import climb
 from services.train.training import default_candidates
 from shared.artifacts import load_model
 from shared.context import StageContext
@@ -29,56 +30,80 @@ def count_attempt(ctx: StageContext, index: int) -> int:
     return attempts + 1
 
 
-def asked_params(ctx: StageContext, search: dict[str, Any], index: int) -> dict[str, Any]:
-    """TPE trial `index`'s parameters: the ones it was first given (a redelivered or retried
-    trial fits the same point), else a point asked of its candidate's study, rebuilt from the
-    bucket, and written for this trial with a conditional put (the first writer wins)."""
+def decide(ctx: StageContext, search: dict[str, Any], index: int) -> dict[str, Any]:
+    """Trial `index` as it will be fitted: its plan entry, with what is decided only as it
+    starts written beside it with a conditional put (the first writer wins, and a redelivered
+    or retried trial fits the same): a TPE point asked of its candidate's study, rebuilt from
+    the bucket, and under halving the rung and rows it fits on, or the configuration it takes to
+    a higher rung (services/train/halving.py)."""
+    planned = search["trials"][index]
+    halving = search.get("halving")
+    if planned["params"] is not None and not halving:
+        return planned
     key = trial_key(ctx.run_id, index, "params")
     try:
-        return dict(ctx.store.get_json(key))
+        return {**planned, **ctx.store.get_json(key)}
     except NotFound:
         pass
     spec = ctx.spec()
-    estimator = search["trials"][index]["estimator"]
-    space = (
-        next(m.search for m in spec.models if m.estimator == estimator)
-        or dict(default_candidates(spec.task))[estimator]
-    )
-    params = tpe.ask(
-        space,
-        _history(ctx, search, estimator, index),
-        greater_is_better=METRICS[spec.metric].greater_is_better,
-        seed=spec.split.seed + index,
-        startup=tpe.startup_trials(search.get("per_candidate", len(search["trials"]))),
-    )
+    greater_is_better = METRICS[spec.metric].greater_is_better
+    seen = _seen(ctx, search, index)
+    decision = None
+    if halving:
+
+        def claim(source: int) -> bool:
+            try:
+                ctx.store.put_json(
+                    trial_key(ctx.run_id, source, "promoted"), {"by": index}, if_none_match=True
+                )
+            except Conflict:
+                return False
+            return True
+
+        decision = climb(seen, halving["rungs"], greater_is_better=greater_is_better, claim=claim)
+    if decision is None:
+        estimator, params = planned["estimator"], planned["params"]
+        if params is None:
+            space = (
+                next(m.search for m in spec.models if m.estimator == estimator)
+                or dict(default_candidates(spec.task))[estimator]
+            )
+            params = tpe.ask(
+                space,
+                [t for t in seen if t["estimator"] == estimator and not t.get("rung")],
+                greater_is_better=greater_is_better,
+                seed=spec.split.seed + index,
+                startup=tpe.startup_trials(search.get("per_candidate", len(search["trials"]))),
+            )
+        decision = {"estimator": estimator, "params": params}
+        if halving:
+            decision.update(rung=0, rows=halving["rungs"][0])
     try:
-        ctx.store.put_json(key, params, if_none_match=True)
+        ctx.store.put_json(key, decision, if_none_match=True)
     except Conflict:
-        return dict(ctx.store.get_json(key))
-    return params
+        decision = ctx.store.get_json(key)
+    return {**planned, **decision}
 
 
-def _history(
-    ctx: StageContext, search: dict[str, Any], estimator: str, asking: int
-) -> list[dict[str, Any]]:
-    """The candidate's other trials as the bucket holds them: results of the finished ones and
-    the asked points of the ones still running."""
+def _seen(ctx: StageContext, search: dict[str, Any], asking: int) -> list[dict[str, Any]]:
+    """The search's other trials as the bucket holds them: the results of the finished ones
+    and the decisions of the ones still running (`state: running`)."""
     prefix = trials_prefix(ctx.run_id)
     files: dict[int, set[str]] = {}
     for item in ctx.store.list_objects(prefix):
         number, _, suffix = item.key[len(prefix) :].partition(".")
         if number.isdigit():
             files.setdefault(int(number), set()).add(suffix)
-    history = []
+    seen = []
     for index, suffixes in sorted(files.items()):
-        if index == asking or search["trials"][index]["estimator"] != estimator:
+        if index == asking:
             continue
         if "json" in suffixes:
-            history.append(dict(ctx.store.get_json(trial_key(ctx.run_id, index))))
+            seen.append(dict(ctx.store.get_json(trial_key(ctx.run_id, index))))
         elif "params" in suffixes:
-            params = ctx.store.get_json(trial_key(ctx.run_id, index, "params"))
-            history.append({"params": params, "state": "running"})
-    return history
+            decided = ctx.store.get_json(trial_key(ctx.run_id, index, "params"))
+            seen.append({**search["trials"][index], **decided, "state": "running"})
+    return seen
 
 
 def top_trials(
@@ -90,7 +115,16 @@ def top_trials(
     return [
         {
             k: t.get(k)
-            for k in ("index", "estimator", "params", "score", "fold_scores", "seconds", "worker")
+            for k in (
+                "index",
+                "estimator",
+                "params",
+                "rows",
+                "score",
+                "fold_scores",
+                "seconds",
+                "worker",
+            )
             if k in t
         }
         for t in scored[:count]

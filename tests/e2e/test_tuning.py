@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from tests.datasets import cancer_frame, diabetes_frame
+from tests.datasets import big_frame, cancer_frame, diabetes_frame
 from tests.e2e.conftest import Stack
 from tests.e2e.helpers import run_for, wait_run
 
@@ -72,12 +72,12 @@ def test_a_tpe_search_spreads_over_workers_and_survives_a_killed_one(stack: Stac
     assert all(len(t["fold_scores"]) == 5 for t in trials)
     assert run["selection"] == {"method": "cv", "folds": 5}
     assert trials[index]["attempts"] >= 2  # the killed trial ran again, elsewhere or restarted
-    assert trials[index]["params"] == point  # on the point it was first given
+    assert trials[index]["params"] == point["params"]  # on the point it was first given
     # Every trial fitted the point asked for it as it started, from the results before it.
     plan = stack.store.get_json(f"runs/{run_id}/train/plan.json")
     assert plan["sampler"] == "tpe" and all(t["params"] is None for t in plan["trials"])
     for t in trials:
-        assert t["params"] == _asked(stack, run_id, t["index"], timeout=0.1)
+        assert t["params"] == _asked(stack, run_id, t["index"], timeout=0.1)["params"]
         assert set(t["params"]) == {"n_estimators", "max_depth", "min_samples_leaf"}
     assert len({t["worker"] for t in trials}) >= 2
     assert run["trials"] == 10 and len(run["top_trials"]) == 5
@@ -230,3 +230,39 @@ def test_a_search_until_its_budget_runs_trials_until_then_and_ends_its_chains(
     assert run["search"]["until_budget"] is True
     shown = stack.cli("run", run_id).stdout
     assert f"search: {len(ran)} trials within the 10s budget" in shown, shown
+
+
+HALVING = """target: y
+models:
+  - estimator: logistic_regression
+  - estimator: hist_gradient_boosting
+tuning: {trials: 3, parallelism: 2, budget_seconds: 900}
+"""
+
+
+def test_a_search_on_a_big_table_starts_on_subsamples_and_climbs_the_best(stack: Stack) -> None:
+    stack.store.put_bytes("pipelines/halving.yaml", HALVING.encode())
+    stack.store.put_bytes("incoming/halving/big.csv", big_frame().to_csv(index=False).encode())
+    run = wait_run(stack.store, run_for(stack.store, "incoming/halving/big.csv"), timeout=300)
+    assert run["state"] == "succeeded", run["error"]
+    run_id = run["run_id"]
+    plan = stack.store.get_json(f"runs/{run_id}/train/plan.json")
+    # 210,000 training rows: a first rung on a third of them, then all of them.
+    assert plan["halving"] == {"rungs": [70_000, None], "eta": 3}
+    assert len(plan["trials"]) == 8  # 3 configurations per candidate, and room to climb
+    trials = stack.store.get_json(f"runs/{run_id}/train/trials.json")
+    first = [t for t in trials if t["rung"] == 0]
+    climbed = [t for t in trials if t["rung"] == 1]
+    assert all(t["rows"] == 70_000 for t in first) and len(first) >= 4
+    assert climbed and all(t["rows"] is None for t in climbed)
+    by_index = {t["index"]: t for t in trials}
+    for t in climbed:
+        source = by_index[t["promoted_from"]]
+        assert source["rung"] == 0 and source["state"] == "succeeded"
+        assert (t["estimator"], t["params"]) == (source["estimator"], source["params"])
+        # It was in the best third of the first rung's trials finished before it started.
+        assert source["score"] >= sorted(x["score"] for x in first if x["score"])[0]
+    assert len({t["promoted_from"] for t in climbed}) == len(climbed)  # each climbed once
+    best = max((t for t in climbed if t["state"] == "succeeded"), key=lambda t: t["score"])
+    assert (run["best"]["estimator"], run["best"]["params"]) == (best["estimator"], best["params"])
+    assert run["best"]["score"] == best["score"]
