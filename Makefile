@@ -98,7 +98,7 @@ bench-scale: $(STAMP)
 # HistGradientBoosting on six tables (docs/benchmarks.md); BUDGET=30 for a quicker run.
 BUDGET ?=
 bench-quality: $(STAMP)
-	$(BIN)/python -m bench.quality $(if $(BUDGET),--budget $(BUDGET))
+	$(BIN)/python -m bench.quality $(if $(BUDGET),--budget $(BUDGET)) $(if $(TUNING),--tuning "$(TUNING)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -183,7 +183,7 @@ SPEC = """\
 target: {target}
 task: {task}
 metric: {metric}
-tuning: {{budget_seconds: {budget}}}
+tuning: {{budget_seconds: {budget}{tuning}}}
 refit: all
 """
 
@@ -208,10 +208,22 @@ def served_predictions(url: str, pipeline: str, version: int, rows: pd.DataFrame
 
 
 def run_cauce(
-    store: Store, serve_url: str, table: Table, train_csv: Path, test: pd.DataFrame, budget: float
+    store: Store,
+    serve_url: str,
+    table: Table,
+    train_csv: Path,
+    test: pd.DataFrame,
+    budget: float,
+    tuning: str = "",
 ) -> dict[str, Any]:
     pipeline = f"quality-{table.name}".lower()
-    spec = SPEC.format(target=table.target, task=table.task, metric=table.metric, budget=budget)
+    spec = SPEC.format(
+        target=table.target,
+        task=table.task,
+        metric=table.metric,
+        budget=budget,
+        tuning=f", {tuning}" if tuning else "",
+    )
     store.put_bytes(spec_key(pipeline), spec.encode())
     started = time.perf_counter()
     upload = submit_file(
@@ -231,7 +243,7 @@ def run_cauce(
         "score": score(table, test[table.target], predicted),
         "seconds": seconds,
         "estimator": best.get("estimator"),
-        "trials": search.get("trials_done"),
+        "trials": (search.get("trials_done") or 0) - (search.get("skipped") or 0),
         "selection": (view.get("selection") or {}).get("method"),
         "run_id": run_id,
     }
@@ -248,11 +260,19 @@ def main() -> None:
     parser.add_argument("--budget", type=float, help="seconds for cauce and FLAML on every table")
     parser.add_argument("--tables", help="comma-separated names (default: all)")
     parser.add_argument("--with-1m", action="store_true", help="add bench-scale's 1M-row table")
+    parser.add_argument(
+        "--tuning",
+        default="",
+        help="more of cauce's tuning spec, e.g. 'trials: auto, sampler: tpe'",
+    )
     args = parser.parse_args()
     chosen = [
         t for t in tables(args.with_1m) if not args.tables or t.name in args.tables.split(",")
     ]
     print(f"machine: {machine()}")
+    print(
+        f"cauce's tuning: budget_seconds{', ' + args.tuning if args.tuning else ''} (else defaults)"
+    )
     WORKDIR.mkdir(parents=True, exist_ok=True)
     flaml_venv()
     results: list[dict[str, Any]] = []
@@ -274,7 +294,9 @@ def main() -> None:
                 "budget": budget,
                 "hgb": default_hgb(table, train, test),
                 "flaml": run_flaml(table, train_csv, test_csv, budget),
-                "cauce": run_cauce(store, settings.serve_url, table, train_csv, test, budget),
+                "cauce": run_cauce(
+                    store, settings.serve_url, table, train_csv, test, budget, args.tuning
+                ),
             }
             results.append(row)
             c, f, h = row["cauce"], row["flaml"], row["hgb"]
