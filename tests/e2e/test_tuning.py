@@ -266,3 +266,5 @@ def test_a_search_on_a_big_table_starts_on_subsamples_and_climbs_the_best(stack:
     best = max((t for t in climbed if t["state"] == "succeeded"), key=lambda t: t["score"])
     assert (run["best"]["estimator"], run["best"]["params"]) == (best["estimator"], best["params"])
     assert run["best"]["score"] == best["score"]
+    page = requests.get(f"{stack.settings.console_url}/runs/{run_id}", timeout=10).text
+    assert "rung 0: 70,000 rows" in page and "rung 1: all rows" in page
