@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning \
-	bench-serving bench-console bench-stalled bench-scale bench-quality test-containers clean
+	bench-serving bench-console bench-stalled bench-scale bench-scale-default bench-quality test-containers clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -93,6 +93,11 @@ ROWS ?= 20000,1000000,5000000
 PARTS ?= 0
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale --rows $(ROWS) --parquet-parts $(PARTS)
+
+# cauce's default spec (every candidate, the default budget, halving) on bench-scale's tables:
+# ROWS=1000000 by default, BUDGET= to give the search a budget (docs/benchmarks.md).
+bench-scale-default: $(STAMP)
+	$(BIN)/python -m bench.scale --default-spec --rows $(if $(filter command line,$(origin ROWS)),$(ROWS),1000000) $(if $(BUDGET),--budget $(BUDGET))
 
 # The served model against FLAML (in its own venv under .cache/, made on first run) and a default
 # HistGradientBoosting on six tables (docs/benchmarks.md); BUDGET=30 for a quicker run.

@@ -32,11 +32,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.stack import local_stack, machine
+from shared.client.render import search_line
 from shared.client.submit import await_run_id, submit_dataset, submit_file, wait_for_run
 from shared.layout import spec_key
 from shared.stack.local import read_state
@@ -63,6 +65,15 @@ models:
 tuning: {trials: 1, sampler: grid, parallelism: 1}
 refit: train
 """
+# `--default-spec`: cauce's defaults (every candidate, its search, the default time budget and
+# halving on big tables, the served model refitted on training and validation rows); only the
+# target, the metric the plain script reports and the same split are given.
+DEFAULT_SPEC = """\
+target: target
+task: classification
+metric: accuracy
+split: {{test: 0.2, validation: 0.2, seed: 42}}
+{tuning}"""
 WORDS = [
     ["north", "south", "east", "west", "centre"],
     ["basic", "standard", "plus", "premium", "business", "student", "family", "senior"],
@@ -264,12 +275,16 @@ class Cauce:
     peaks: dict[str, int]
     total_peak: int
     pss_after: dict[str, int]
+    search: dict[str, Any] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=dict)
 
 
-def run_cauce(store: Store, home: Path, path: Path | list[Path], pipeline: str) -> Cauce:
+def run_cauce(
+    store: Store, home: Path, path: Path | list[Path], pipeline: str, spec: str = SPEC
+) -> Cauce:
     """Submit the table (a file, or the parts of one dataset), wait for the deployed model; time,
     stage seconds, accuracy, memory."""
-    store.put_bytes(spec_key(pipeline), SPEC.encode())
+    store.put_bytes(spec_key(pipeline), spec.encode())
     wake = os.environ["CAUCE_BROKER_URL"]  # as `cauce submit` does, wake the watcher
     with Sampler(home) as sampler:
         started = time.perf_counter()
@@ -294,6 +309,8 @@ def run_cauce(store: Store, home: Path, path: Path | list[Path], pipeline: str) 
         dict(sampler.peaks),
         sampler.total_peak,
         settled_pss(home),
+        view.get("search") or {},
+        view.get("best") or {},
     )
 
 
@@ -329,6 +346,22 @@ def report(
     grown = sorted(cauce.pss_after, key=lambda n: pss_before.get(n, 0) - cauce.pss_after[n])[:5]
     changes = [f"{n} {(cauce.pss_after[n] - pss_before.get(n, 0)) / MIB:+.0f} MiB" for n in grown]
     print("  idle PSS, most grown: " + ", ".join(changes))
+    if cauce.search:
+        print(f"  search: {search_line(cauce.search)}; best {cauce.best.get('estimator')}")
+
+
+def budget_summary(results: list[tuple[int, Plain, Cauce]]) -> str:
+    """`--default-spec`'s last line: each size's train seconds against its budget, and its
+    accuracy against the plain script's."""
+    parts = []
+    for rows, plain, cauce in results:
+        budget = cauce.search.get("budget_seconds") or 0.0
+        accuracy = cauce.accuracy if cauce.accuracy is not None else float("nan")
+        parts.append(
+            f"{label(rows)} train {cauce.stages.get('train', 0.0):.0f} s of a {budget:.0f} s "
+            f"budget, accuracy {accuracy:.4f} vs {plain.accuracy:.4f}"
+        )
+    return "default spec vs plain script: " + "; ".join(parts)
 
 
 def summary(results: list[tuple[int, Plain, Cauce]]) -> str:
@@ -356,7 +389,17 @@ def main() -> None:
         default=0,
         help="also submit each table as this many Parquet parts of one dataset (a row per size)",
     )
+    parser.add_argument(
+        "--default-spec",
+        action="store_true",
+        help="run cauce with its default candidates, search and budget instead of one trial",
+    )
+    parser.add_argument("--budget", type=float, help="with --default-spec: tuning.budget_seconds")
     args = parser.parse_args()
+    spec = SPEC
+    if args.default_spec:
+        tuning = f"tuning: {{budget_seconds: {args.budget}}}\n" if args.budget else ""
+        spec = DEFAULT_SPEC.format(tuning=tuning)
     sizes = sorted(int(n) for n in args.rows.replace("_", "").split(","))
     print(f"machine: {machine()}")
     tables = {}
@@ -377,7 +420,7 @@ def main() -> None:
         print("  " + ", ".join(f"{n} {b / MIB:.0f} MiB" for n, b in pss_before.items()))
         for rows in sizes:
             plain = run_plain(tables[rows])
-            cauce = run_cauce(store, home, tables[rows], f"scale-{label(rows).lower()}")
+            cauce = run_cauce(store, home, tables[rows], f"scale-{label(rows).lower()}", spec)
             report(rows, tables[rows].stat().st_size, plain, cauce, pss_before)
             results.append((rows, plain, cauce))
             pss_before = cauce.pss_after
@@ -399,7 +442,7 @@ def main() -> None:
         )
     )
     print()
-    print(summary(results))
+    print(budget_summary(results) if args.default_spec else summary(results))
 
 
 if __name__ == "__main__":
