@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from celery import Celery
 
-from services.train.budget import default_budget, seconds_left
+from services.train.budget import TrialStopped, default_budget, seconds_left, time_limit
 from services.train.halving import ETA, HALVING_MIN_ROWS, rungs, slots
 from services.train.training import (
     CV_MAX_ROWS,
@@ -182,8 +182,9 @@ def _skip_chain(
 ) -> None:
     """Record the trials that trial `index`'s chain would still send as skipped, like it."""
     following = next_trial(index, parallelism=search["parallelism"], count=len(search["trials"]))
+    outcome = {key: skipped[key] for key in ("state", "score", "seconds", "error")}
     while following is not None:
-        record = {**search["trials"][following], **skipped, "finished": now()}
+        record = {**search["trials"][following], **outcome, "finished": now()}
         ctx.store.put_json(trial_key(ctx.run_id, following), record)
         following = next_trial(
             following, parallelism=search["parallelism"], count=len(search["trials"])
@@ -218,7 +219,15 @@ def _fit_trial(
     folds: int | None = None,
 ) -> dict[str, Any]:
     spec = ctx.spec()
-    splits = data.get(ctx)
+    started = time.monotonic()
+    try:  # reading and transforming the splits counts against the trial's limit too
+        with time_limit(limit):
+            splits = data.get(ctx)
+    except TrialStopped as exc:
+        seconds = round(time.monotonic() - started, 3)
+        return {"state": "stopped", "score": None, "seconds": seconds, "error": str(exc)}
+    if limit is not None:
+        limit -= time.monotonic() - started
     classes = sorted(splits["y_train"].unique().tolist()) if spec.task == "classification" else None
     X_train, y_train = splits["X_train"], splits["y_train"]
     rows = planned.get("rows")

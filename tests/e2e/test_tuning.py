@@ -211,7 +211,9 @@ def test_a_search_until_its_budget_runs_trials_until_then_and_ends_its_chains(
     run = wait_run(stack.store, run_id, timeout=120)
     assert run["state"] == "succeeded", run["error"]
     trials = stack.store.get_json(f"runs/{run_id}/train/trials.json")
-    assert len(trials) == 100  # the plan's 50 per candidate
+    assert [t["index"] for t in trials] == list(range(100))  # the plan's 50 per candidate
+    planned = stack.store.get_json(f"runs/{run_id}/train/plan.json")["trials"]
+    assert [t["estimator"] for t in trials] == [t["estimator"] for t in planned]
     ran = [t for t in trials if t["state"] != "skipped"]
     # More than the 4 per candidate of a search with a trial count, fewer than planned.
     assert 8 < len(ran) < 100, len(ran)
