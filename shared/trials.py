@@ -8,13 +8,13 @@ recovery checks it: both read it here.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from shared.errors import NotFound
 from shared.layout import stage_key, trials_prefix
-from shared.storage import Store
+from shared.storage import ObjectInfo, Store
 
 
 class TrialTimes(NamedTuple):
@@ -24,15 +24,22 @@ class TrialTimes(NamedTuple):
     beats: dict[int, float]
 
 
-def trial_times(store: Store, run_id: str) -> TrialTimes:
-    """The run's trial results and heartbeats, each with the time it was last written."""
-    times = TrialTimes({}, {})
+def trial_objects(store: Store, run_id: str) -> Iterator[tuple[int, str, ObjectInfo]]:
+    """The run's trial files as (trial index, suffix, object): `json`, `heartbeat`, `params`..."""
     prefix = trials_prefix(run_id)
     for item in store.list_objects(prefix):
         index, _, suffix = item.key[len(prefix) :].partition(".")
+        if index.isdigit():
+            yield int(index), suffix, item
+
+
+def trial_times(store: Store, run_id: str) -> TrialTimes:
+    """The run's trial results and heartbeats, each with the time it was last written."""
+    times = TrialTimes({}, {})
+    for index, suffix, item in trial_objects(store, run_id):
         target = {"json": times.results, "heartbeat": times.beats}.get(suffix)
-        if target is not None and index.isdigit():
-            target[int(index)] = datetime.fromisoformat(item.modified).timestamp()
+        if target is not None:
+            target[index] = datetime.fromisoformat(item.modified).timestamp()
     return times
 
 
@@ -76,16 +83,15 @@ def search_progress(store: Store, run_id: str) -> dict[str, Any] | None:
     used = max(0.0, time.time() - datetime.fromisoformat(plan.modified).timestamp())
     # At the pace so far, capped by the budget (what is not done by then is stopped or skipped);
     # a search that runs until its budget is spent ends with it.
-    left = used / done * (planned - done) if done else None
-    if search.get("until_budget"):
-        left = None
+    until_budget = bool(search.get("until_budget"))
+    left = used / done * (planned - done) if done and not until_budget else None
     if budget is not None:
         room = max(0.0, budget - used)
         left = room if left is None else min(left, room)
     return {
         "trials_done": done,
         "trials_planned": planned,
-        "until_budget": bool(search.get("until_budget")),
+        "until_budget": until_budget,
         "budget_seconds": budget,
         "used_seconds": round(used, 1),
         "left_seconds": None if left is None else round(left, 1),

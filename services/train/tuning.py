@@ -11,8 +11,9 @@ from services.train.training import default_candidates
 from shared.artifacts import load_model
 from shared.context import StageContext
 from shared.errors import Conflict, NotFound
-from shared.layout import trial_key, trials_prefix
+from shared.layout import trial_key
 from shared.scoring import METRICS, is_better
+from shared.trials import trial_objects
 
 
 def load_results(ctx: StageContext, count: int) -> list[dict[str, Any]]:
@@ -88,12 +89,9 @@ def decide(ctx: StageContext, search: dict[str, Any], index: int) -> dict[str, A
 def _seen(ctx: StageContext, search: dict[str, Any], asking: int) -> list[dict[str, Any]]:
     """The search's other trials as the bucket holds them: the results of the finished ones
     and the decisions of the ones still running (`state: running`)."""
-    prefix = trials_prefix(ctx.run_id)
     files: dict[int, set[str]] = {}
-    for item in ctx.store.list_objects(prefix):
-        number, _, suffix = item.key[len(prefix) :].partition(".")
-        if number.isdigit():
-            files.setdefault(int(number), set()).add(suffix)
+    for number, suffix, _ in trial_objects(ctx.store, ctx.run_id):
+        files.setdefault(number, set()).add(suffix)
     seen = []
     for index, suffixes in sorted(files.items()):
         if index == asking:

@@ -127,7 +127,7 @@ def search_line(search: dict[str, Any]) -> str:
     trials = (
         f"{done} trials done until the budget"
         if search.get("until_budget")
-        else (f"{done} of {planned} trials done")
+        else f"{done} of {planned} trials done"
     )
     return f"{trials}, {search['used_seconds']:.0f}s of {within} used{about}"
 
