@@ -36,6 +36,8 @@ ALLOWED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._voting.VotingClassifier",
+    "sklearn.ensemble._voting.VotingRegressor",
     "sklearn.impute._base.SimpleImputer",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.linear_model._ridge.Ridge",
@@ -47,6 +49,7 @@ ALLOWED_TYPES: tuple[str, ...] = (
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._tree.Tree",
+    "sklearn.utils._bunch.Bunch",  # a voting ensemble's named_estimators_ (a dict)
 )
 
 

@@ -127,6 +127,9 @@ class Tuning(Strict):
     # auto: a search over at least 200,000 training rows starts its trials on row subsamples and
     # takes the best third of each rung on to three times the rows (services/train/halving.py).
     halving: Literal["auto", "off"] = "auto"
+    # auto: a cross-validated search serves a weighted blend of its best trials when the blend
+    # scores better out of fold than its best trial alone (services/train/ensemble.py).
+    ensemble: Literal["auto", "off"] = "auto"
 
     @field_validator("trials", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from services.console import catalog, context, present
 from services.console.api import page_args
-from shared.client.render import compared_on, search_line
+from shared.client.render import blend_line, compared_on, search_line
 from shared.client.runlist import runs_page
 from shared.results import STATES
 from shared.runs import is_terminal
@@ -59,5 +59,6 @@ def run(run_id: str) -> str:
         trials=present.ranked_trials(detail["trials"], (detail["spec"] or {}).get("metric")),
         search=search_line(detail["search"]) if detail.get("search") else None,
         compared=compared_on(detail),
+        blend=blend_line(detail),
         present=present,
     )

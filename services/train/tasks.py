@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from celery import Celery
 
+from services.train import ensemble
 from services.train.budget import TrialStopped, default_budget, seconds_left, time_limit
 from services.train.halving import ETA, HALVING_MIN_ROWS, rungs, slots
 from services.train.training import (
@@ -21,6 +22,7 @@ from services.train.training import (
     default_candidates,
     fit_model,
     join_model,
+    make_estimator,
     plan_trials,
     run_trial,
     selection_method,
@@ -94,6 +96,8 @@ def plan(ctx: StageContext) -> Planned:
         "selection": _selection(ctx, trials=len(trials), rows=rows),
         "created_at": time.time(),
     }
+    # Trials keep the predictions they were scored on for ensemble selection at the end.
+    search["ensemble"] = spec.tuning.ensemble == "auto" and search["selection"]["method"] == "cv"
     try:
         ctx.store.put_json(ctx.key("plan.json"), search, if_none_match=True)
     except Conflict:
@@ -207,7 +211,8 @@ def _budgeted_trial(
     every = ctx.settings.heartbeat_seconds
     with heartbeat(ctx.store, trial_key(ctx.run_id, index, "heartbeat"), every=every):
         decided = decide(ctx, search, index)
-        return {**decided, **_fit_trial(ctx, decided, data, limit=left, folds=folds)}
+        blend = bool(search.get("ensemble"))
+        return {**decided, **_fit_trial(ctx, decided, data, limit=left, folds=folds, blend=blend)}
 
 
 def _fit_trial(
@@ -217,6 +222,7 @@ def _fit_trial(
     *,
     limit: float | None = None,
     folds: int | None = None,
+    blend: bool = False,
 ) -> dict[str, Any]:
     spec = ctx.spec()
     started = time.monotonic()
@@ -239,6 +245,10 @@ def _fit_trial(
         if rows is None:  # only a model fitted on every training row can be served as it is
             data.keep(ctx.run_id, planned["index"], model, value, metric=spec.metric)
 
+    def save(predicted: np.ndarray) -> None:
+        key = trial_key(ctx.run_id, planned["index"], "predictions")
+        ctx.store.put_bytes(key, ensemble.dump_predictions(predicted))
+
     return run_trial(
         task=spec.task,
         estimator=planned["estimator"],
@@ -246,6 +256,7 @@ def _fit_trial(
         metric=spec.metric,
         classes=classes,
         on_fitted=keep,
+        on_predictions=save if blend else None,
         limit=limit,
         folds=folds,
         seed=spec.split.seed,
@@ -300,6 +311,75 @@ def _best_model(ctx: StageContext, best: dict[str, Any], data: TrialData) -> tup
     return model, part[spec.target]
 
 
+def _blend(
+    ctx: StageContext, results: list[dict[str, Any]], best: dict[str, Any]
+) -> tuple[Any, Any, Best] | None:
+    """The weighted blend of the best trials (services/train/ensemble.py) fitted on the training
+    split, with the training targets and its record, or None when the best trial alone scores
+    as well out of fold (or its predictions are missing)."""
+    spec = ctx.spec()
+    greater_is_better = METRICS[spec.metric].greater_is_better
+    ranked = sorted(
+        (t for t in results if t.get("state") == "succeeded" and t["index"] != best["index"]),
+        key=lambda t: t["score"],
+        reverse=greater_is_better,
+    )
+    library, arrays = [], []
+    for trial in [best, *ranked][: ensemble.LIBRARY]:
+        try:
+            key = trial_key(ctx.run_id, trial["index"], "predictions")
+            arrays.append(ensemble.load_predictions(ctx.store.get_bytes(key)))
+        except NotFound:
+            if trial is best:
+                return None
+            continue
+        library.append(trial)
+    if len(library) < 2:
+        return None
+    parts = {
+        name: ctx.store.get_frame(ctx.key(f"{name}.parquet", "preprocess"))
+        for name in ("train", "validation")
+    }
+    y_train = parts["train"][spec.target]
+    # Out-of-fold predictions follow the cross-validated rows: training, then validation.
+    y = pd.concat([y_train, parts["validation"][spec.target]], ignore_index=True)
+    classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
+    picks, value = ensemble.blend_weights(arrays, y, metric=spec.metric, classes=classes)
+    if len(picks) < 2:
+        return None
+    total = sum(picks.values())
+    members = [
+        (
+            library[p],
+            make_estimator(spec.task, library[p]["estimator"], library[p]["params"], len(y_train)),
+            count / total,
+        )
+        for p, count in sorted(picks.items(), key=lambda pick: -pick[1])
+    ]
+    model = ensemble.voting_model(
+        spec.task, [(f"{t['estimator']}_{t['index']}", e, w) for t, e, w in members]
+    )
+    transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
+    model.fit(transformer.transform(parts["train"].drop(columns=[spec.target])), y_train)
+    described = [
+        {
+            "trial": t["index"],
+            "estimator": t["estimator"],
+            "params": t["params"],
+            "weight": round(w, 4),
+        }
+        for t, _, w in members
+    ]
+    ctx.log.info(
+        "ensemble of %s trials scores %s against the best trial's %s",
+        len(members),
+        value,
+        best["score"],
+    )
+    record = Best(estimator="ensemble", params={"members": described}, score=value)
+    return join_model(transformer, model), y_train, record
+
+
 def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) -> Trained | None:
     """Claim the run's one selection, pick the best trial on validation, refit and save it."""
     search = ctx.store.get_json(ctx.key("plan.json"))
@@ -314,12 +394,17 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
     results = load_results(ctx, count)
     ctx.store.put_json(ctx.key("trials.json"), results)
     best = best_trial(results, spec.metric)
-    model, y_train = _best_model(ctx, best, data or TrialData())
+    chosen = Best(estimator=best["estimator"], params=best["params"], score=best["score"])
+    blended = _blend(ctx, results, best) if search.get("ensemble") else None
+    if blended is not None:
+        model, y_train, chosen = blended
+    else:
+        model, y_train = _best_model(ctx, best, data or TrialData())
     ctx.store.put_bytes(ctx.key("model.skops"), dump_model(model))
     classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
-    ctx.log.info("selection ran: best %s %s", best["estimator"], best["params"])
+    ctx.log.info("selection ran: best %s %s", chosen.estimator, chosen.params)
     return Trained(
-        best=Best(estimator=best["estimator"], params=best["params"], score=best["score"]),
+        best=chosen,
         metric=spec.metric,
         classes=classes,
         trials=len(results),

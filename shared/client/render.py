@@ -105,7 +105,8 @@ def _trial_lines(view: dict[str, Any]) -> list[str]:
             f"    #{trial['index']:<4} {trial['score']:.4f}{spread(trial)}  {seconds:>7}  "
             f"{trial['estimator']} {json.dumps(trial['params'])}  {trial.get('worker')}"
         )
-    return lines
+    blend = blend_line(view)
+    return [*lines, f"  {blend}"] if blend else lines
 
 
 def search_line(search: dict[str, Any]) -> str:
@@ -130,6 +131,21 @@ def search_line(search: dict[str, Any]) -> str:
         else f"{done} of {planned} trials done"
     )
     return f"{trials}, {search['used_seconds']:.0f}s of {within} used{about}"
+
+
+def blend_line(view: dict[str, Any]) -> str | None:
+    """`served: a blend of 3 trials ...` when the search serves an ensemble of its trials."""
+    best = view.get("best") or {}
+    if best.get("estimator") != "ensemble":
+        return None
+    members = best["params"]["members"]
+    parts = ", ".join(
+        f"#{m['trial']} {m['estimator']} {m['weight']:.0%}" for m in members
+    )
+    return (
+        f"served: a blend of {len(members)} trials ({compared_on(view)} {best['score']:.4f}): "
+        + parts
+    )
 
 
 def compared_on(view: dict[str, Any]) -> str:
