@@ -36,7 +36,7 @@ def _judge(
     coarse metric such as accuracy, whose ties are common) a smooth loss: log loss for classes,
     squared error for numbers."""
     if classes is not None:
-        labels = np.asarray(classes, dtype=object)
+        labels = np.asarray(classes)
         value = score(
             metric, y_true=y, y_pred=labels[blend.argmax(axis=1)], proba=blend, classes=classes
         )
@@ -62,7 +62,7 @@ def blend_weights(
 ) -> tuple[dict[int, int], float]:
     """The blend of `predictions` (each a trial's, best trial first: probabilities in `classes`
     order, or values) that scores best on `y`: {position: times added}, and its metric value."""
-    y = np.asarray(y, dtype=object if classes is not None else float)
+    y = np.asarray(y) if classes is not None else np.asarray(y, dtype=float)
     picks: Counter[int] = Counter({0: 1})
     total = np.asarray(predictions[0], dtype=float).copy()
     best = (_judge(total, y, metric=metric, classes=classes), dict(picks))

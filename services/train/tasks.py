@@ -395,7 +395,12 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
     ctx.store.put_json(ctx.key("trials.json"), results)
     best = best_trial(results, spec.metric)
     chosen = Best(estimator=best["estimator"], params=best["params"], score=best["score"])
-    blended = _blend(ctx, results, best) if search.get("ensemble") else None
+    blended = None
+    if search.get("ensemble"):
+        try:
+            blended = _blend(ctx, results, best)
+        except (ValueError, ArithmeticError) as exc:  # the blend is a bonus: the best trial stays
+            ctx.log.warning("ensemble selection failed, serving the best trial: %s", exc)
     if blended is not None:
         model, y_train, chosen = blended
     else:

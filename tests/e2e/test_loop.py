@@ -8,8 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 import requests
 
+from services.train.ensemble import load_predictions
 from tests.datasets import cancer_frame, diabetes_frame
 from tests.e2e.conftest import Stack
 from tests.e2e.helpers import run_for, wait_run, wait_served
@@ -77,6 +80,33 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
     assert version["fitted_on"]["splits"] == ["train", "validation"]
     assert version["fitted_on"]["rows"] == splits["train"] + splits["validation"]
     assert version["metrics"]["accuracy"] == run["metrics"]["accuracy"]
+
+    # 569 rows and the default search: 12 trials cross-validated, each keeping its out-of-fold
+    # probabilities, and the served model a blend of the best of them.
+    run_id = run["run_id"]
+    plan = stack.store.get_json(f"runs/{run_id}/train/plan.json")
+    assert plan["ensemble"] is True and plan["selection"] == {"method": "cv", "folds": 5}
+    trials = stack.store.get_json(f"runs/{run_id}/train/trials.json")
+    for trial in trials:
+        if trial["state"] == "succeeded":
+            key = f"runs/{run_id}/train/trials/{trial['index']:05d}.predictions"
+            oof = load_predictions(stack.store.get_bytes(key))
+            assert oof.shape == (splits["train"] + splits["validation"], 2)
+            assert np.allclose(oof.sum(axis=1), 1)
+    best = stack.store.get_json(f"runs/{run_id}/train/status.json")["best"]
+    assert best["estimator"] == "ensemble"
+    members = best["params"]["members"]
+    assert 2 <= len(members) <= 5
+    assert sum(m["weight"] for m in members) == pytest.approx(1, abs=1e-3)
+    scored = {t["index"]: t["score"] for t in trials if t["state"] == "succeeded"}
+    assert all(m["trial"] in scored for m in members)
+    assert best["score"] >= max(scored.values())  # out of fold, never below its best trial
+    assert version["estimator"] == "ensemble" and version["params"]["members"] == members
+    assert version["runtime"] == "onnx", version.get("runtime_reason")  # checked against sklearn
+    shown = stack.cli("run", run_id).stdout
+    assert f"served: a blend of {len(members)} trials (5-fold cross-validated accuracy" in shown
+    page = requests.get(f"{stack.settings.console_url}/runs/{run_id}", timeout=10).text
+    assert f"Served: a blend of {len(members)} trials" in page
 
 
 def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> None:
