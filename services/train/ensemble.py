@@ -29,26 +29,41 @@ ROUNDS = 25  # additions: weights are multiples of 1/25 at the finest
 MAX_MEMBERS = 5  # distinct trials in a blend, which bounds the cost of serving it
 
 
-def _judge(
+def _value(
     blend: np.ndarray, y: np.ndarray, *, metric: str, classes: Sequence[Any] | None
-) -> tuple[float, float]:
-    """How good a blend is, as a key that sorts better blends higher: the metric, then (for a
-    coarse metric such as accuracy, whose ties are common) a smooth loss: log loss for classes,
-    squared error for numbers."""
+) -> float:
     if classes is not None:
         labels = np.asarray(classes)
-        value = score(
+        return score(
             metric, y_true=y, y_pred=labels[blend.argmax(axis=1)], proba=blend, classes=classes
         )
-        column = {label: i for i, label in enumerate(classes)}
-        truth = np.array([column.get(label, -1) for label in y])  # -1: a class never trained on
+    return score(metric, y_true=y, y_pred=blend)
+
+
+def _judge(
+    blend: np.ndarray,
+    y: np.ndarray,
+    *,
+    metric: str,
+    classes: Sequence[Any] | None,
+    folds: Sequence[np.ndarray] | None,
+    truth: np.ndarray | None,
+) -> tuple[tuple[float, float], float]:
+    """How good a blend is, as a key that sorts better blends higher: the metric (the mean over
+    `folds`, each an array of row positions, as the trials were scored; else over every row),
+    then (for a coarse metric such as accuracy, whose ties are common) a smooth loss: log loss
+    for classes, squared error for numbers; and its metric value. `truth`: each row's class as a
+    column of `blend`."""
+    groups = folds if folds else [np.arange(len(y))]
+    value = float(np.mean([_value(blend[g], y[g], metric=metric, classes=classes) for g in groups]))
+    if truth is not None:
         given = np.where(truth >= 0, blend[np.arange(len(y)), np.maximum(truth, 0)], 0.0)
         smooth = float(-np.log(np.clip(given, 1e-15, 1.0)).mean())
     else:
-        value = score(metric, y_true=y, y_pred=blend)
         smooth = float(np.mean((blend - y.astype(float)) ** 2))
     gain = value if METRICS[metric].greater_is_better else -value
-    return gain, -smooth
+    # Rounded, so that the same blend summed in another order ties instead of winning.
+    return (round(gain, 12), round(-smooth, 12)), value
 
 
 def blend_weights(
@@ -57,29 +72,44 @@ def blend_weights(
     *,
     metric: str,
     classes: Sequence[Any] | None,
+    folds: Sequence[np.ndarray] | None = None,
     rounds: int = ROUNDS,
     max_members: int = MAX_MEMBERS,
 ) -> tuple[dict[int, int], float]:
     """The blend of `predictions` (each a trial's, best trial first: probabilities in `classes`
-    order, or values) that scores best on `y`: {position: times added}, and its metric value."""
+    order, or values) that scores best on `y`, by the mean of its scores on `folds` when the
+    trials were cross-validated: {position: times added}, and that score."""
     y = np.asarray(y) if classes is not None else np.asarray(y, dtype=float)
+    truth = None
+    if classes is not None:
+        column = {label: i for i, label in enumerate(classes)}
+        truth = np.array([column.get(label, -1) for label in y])  # -1: a class never trained on
     picks: Counter[int] = Counter({0: 1})
     total = np.asarray(predictions[0], dtype=float).copy()
-    best = (_judge(total, y, metric=metric, classes=classes), dict(picks))
+    best = (_judge(total, y, metric=metric, classes=classes, folds=folds, truth=truth), dict(picks))
     for _ in range(rounds - 1):
         allowed = picks if len(picks) >= max_members else range(len(predictions))
         count = sum(picks.values())
         tried = [
-            (_judge((total + predictions[j]) / (count + 1), y, metric=metric, classes=classes), j)
+            (
+                _judge(
+                    (total + predictions[j]) / (count + 1),
+                    y,
+                    metric=metric,
+                    classes=classes,
+                    folds=folds,
+                    truth=truth,
+                ),
+                j,
+            )
             for j in allowed
         ]
-        judged, chosen = max(tried, key=lambda pair: pair[0])
+        judged, chosen = max(tried, key=lambda pair: pair[0][0])
         picks[chosen] += 1
         total += predictions[chosen]
-        if judged > best[0]:
+        if judged[0] > best[0][0]:
             best = (judged, dict(picks))
-    (gain, _), weights = best
-    value = gain if METRICS[metric].greater_is_better else -gain
+    (_, value), weights = best
     return weights, float(value)
 
 

@@ -19,6 +19,7 @@ from services.train.halving import ETA, HALVING_MIN_ROWS, rungs, slots
 from services.train.training import (
     CV_MAX_ROWS,
     best_trial,
+    cv_folds,
     default_candidates,
     fit_model,
     join_model,
@@ -312,7 +313,7 @@ def _best_model(ctx: StageContext, best: dict[str, Any], data: TrialData) -> tup
 
 
 def _blend(
-    ctx: StageContext, results: list[dict[str, Any]], best: dict[str, Any]
+    ctx: StageContext, search: dict[str, Any], results: list[dict[str, Any]], best: dict[str, Any]
 ) -> tuple[Any, Any, Best] | None:
     """The weighted blend of the best trials (services/train/ensemble.py) fitted on the training
     split, with the training targets and its record, or None when the best trial alone scores
@@ -344,7 +345,21 @@ def _blend(
     # Out-of-fold predictions follow the cross-validated rows: training, then validation.
     y = pd.concat([y_train, parts["validation"][spec.target]], ignore_index=True)
     classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
-    picks, value = ensemble.blend_weights(arrays, y, metric=spec.metric, classes=classes)
+    # The folds the trials were scored on (the same seeded split of the same targets), so that
+    # the blend is scored as they were: the mean of its fold scores.
+    folds = [
+        rows
+        for _, rows in cv_folds(
+            task=spec.task,
+            folds=search["selection"]["folds"],
+            seed=spec.split.seed,
+            X=np.zeros((len(y), 1)),
+            y=y,
+        )
+    ]
+    picks, value = ensemble.blend_weights(
+        arrays, y, metric=spec.metric, classes=classes, folds=folds
+    )
     if len(picks) < 2:
         return None
     total = sum(picks.values())
@@ -398,7 +413,7 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
     blended = None
     if search.get("ensemble"):
         try:
-            blended = _blend(ctx, results, best)
+            blended = _blend(ctx, search, results, best)
         except (ValueError, ArithmeticError) as exc:  # the blend is a bonus: the best trial stays
             ctx.log.warning("ensemble selection failed, serving the best trial: %s", exc)
     if blended is not None:

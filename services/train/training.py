@@ -295,9 +295,11 @@ def selection_method(
     return {"method": "holdout"}
 
 
-def _folds(
+def cv_folds(
     *, task: str, folds: int, seed: int, X: Any, y: Any
 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fitted rows, scored rows) of each fold: seeded, stratified on the classes, and the same
+    for the same targets, so that selection can score a blend on the folds the trials used."""
     kind = StratifiedKFold if task == "classification" else KFold
     return list(kind(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
 
@@ -317,7 +319,7 @@ def _cross_validate(
     """The trial's score on each fold, fitted on the others, and its out-of-fold predictions
     (each row predicted by the model that did not see it)."""
     scores, out_of_fold = [], None
-    for fit_rows, score_rows in _folds(task=task, folds=folds, seed=seed, X=X, y=y):
+    for fit_rows, score_rows in cv_folds(task=task, folds=folds, seed=seed, X=X, y=y):
         model = make_estimator(task, estimator, params, len(fit_rows)).fit(
             X[fit_rows], y.iloc[fit_rows]
         )

@@ -18,7 +18,7 @@ SLOW_SEARCH = """target: progression
 models:
   - estimator: random_forest
     search: {n_estimators: [600, 800, 1000], max_depth: [4, 8, null], min_samples_leaf: [1, 5]}
-tuning: {trials: 10, parallelism: 2, sampler: tpe, budget_seconds: 900}
+tuning: {trials: 10, parallelism: 2, sampler: tpe, budget_seconds: 900, ensemble: off}
 """
 
 
@@ -95,6 +95,10 @@ def test_a_tpe_search_spreads_over_workers_and_survives_a_killed_one(stack: Stac
         if run_id in line and "selection ran" in line
     ]
     assert len(selections) == 1, selections
+    # `ensemble: off`: the best trial alone is served, and no trial kept its predictions.
+    assert run["best"]["estimator"] == "random_forest"
+    kept = stack.store.list_objects(f"runs/{run_id}/train/trials/")
+    assert not [item.key for item in kept if item.key.endswith(".predictions")]
 
 
 def test_identical_stages_are_reused_and_recomputed_when_their_artifacts_are_gone(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import r2_score
 
 from services.train.ensemble import (
     blend_weights,
@@ -51,6 +52,20 @@ def test_whole_number_classes_are_blended_like_text_ones() -> None:
     noisy = [p / p.sum(axis=1, keepdims=True) for p in noisy]
     weights, value = blend_weights(noisy, y, metric="f1_macro", classes=[0, 1, 2])
     assert value == 1.0 and sum(weights.values()) >= 1
+
+
+def test_a_cross_validated_blend_is_scored_as_its_trials_were() -> None:
+    # The mean of the folds' scores, as a trial's score is: the blend starts from the best
+    # trial's exact score and never reports less.
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=103)
+    folds = [np.arange(0, 40), np.arange(40, 80), np.arange(80, 103)]  # unequal sizes
+    best = y + rng.normal(scale=0.05, size=103)
+    fold_mean = float(np.mean([r2_score(y[f], best[f]) for f in folds]))
+    weights, value = blend_weights(
+        [best, 5 + rng.normal(size=103)], y, metric="r2", classes=None, folds=folds
+    )
+    assert weights == {0: 1} and value == fold_mean != r2_score(y, best)
 
 
 def test_a_blend_has_at_most_five_distinct_trials() -> None:

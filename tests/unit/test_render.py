@@ -63,3 +63,28 @@ def test_trials_name_the_metric_they_were_chosen_by() -> None:
     trial = {"index": 2, "score": 0.91, "seconds": 1.5, "estimator": "ridge", "params": {}}
     lines = run_lines(view(metric="r2", trials=4, top_trials=[trial]))
     assert "  best trials of 4 (validation r2):" in lines
+
+
+def test_a_blend_names_its_trials_and_their_weights() -> None:
+    members = [
+        {"trial": 4, "estimator": "hist_gradient_boosting", "params": {}, "weight": 0.52},
+        {"trial": 0, "estimator": "logistic_regression", "params": {"C": 3.0}, "weight": 0.48},
+    ]
+    best = {"estimator": "ensemble", "params": {"members": members}, "score": 0.98021}
+    trial = {"index": 4, "score": 0.975, "seconds": 1.5, "estimator": "hist_gradient_boosting"}
+    lines = run_lines(
+        view(
+            metric="accuracy",
+            trials=12,
+            selection={"method": "cv", "folds": 5},
+            best=best,
+            top_trials=[{**trial, "params": {}}],
+        )
+    )
+    assert (
+        "  served: a blend of 2 trials (5-fold cross-validated accuracy 0.9802): "
+        "#4 hist_gradient_boosting 52%, #0 logistic_regression 48%"
+    ) in lines
+    ridge = {"estimator": "ridge", "params": {}, "score": 0.5}
+    single = run_lines(view(metric="r2", trials=4, best=ridge))
+    assert not [line for line in single if "blend" in line]
