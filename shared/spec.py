@@ -143,6 +143,14 @@ class Tuning(Strict):
             {"most": MAX_TRIALS, "value": repr(value)},
         )
 
+    @field_validator("halving", "ensemble", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare `off` (and `on`) as a boolean: they mean off and auto here."""
+        if isinstance(value, bool):
+            return "auto" if value else "off"
+        return value
+
 
 class Gate(Strict):
     min_improvement: float = Field(default=0.0, ge=0)

@@ -93,7 +93,8 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
             oof = load_predictions(stack.store.get_bytes(key))
             assert oof.shape == (splits["train"] + splits["validation"], 2)
             assert np.allclose(oof.sum(axis=1), 1)
-    best = stack.store.get_json(f"runs/{run_id}/train/status.json")["best"]
+    trained = stack.store.get_json(f"runs/{run_id}/train/status.json")
+    best = trained["best"]
     assert best["estimator"] == "ensemble"
     members = best["params"]["members"]
     assert 2 <= len(members) <= 5
@@ -104,9 +105,10 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
     assert version["estimator"] == "ensemble" and version["params"]["members"] == members
     assert version["runtime"] == "onnx", version.get("runtime_reason")  # checked against sklearn
     shown = stack.cli("run", run_id).stdout
-    assert f"served: a blend of {len(members)} trials (5-fold cross-validated accuracy" in shown
+    blend = f"a blend of {len(members)} trials (5-fold cross-validated {trained['metric']} "
+    assert f"  served: {blend}{best['score']:.4f}): #{members[0]['trial']} " in shown
     page = requests.get(f"{stack.settings.console_url}/runs/{run_id}", timeout=10).text
-    assert f"Served: a blend of {len(members)} trials" in page
+    assert f"Served: {blend}" in page
 
 
 def test_regression_dropped_through_s3_and_answered_over_v2(stack: Stack) -> None:

@@ -21,6 +21,13 @@ def test_no_spec_means_every_default() -> None:
     assert (spec.split.test, spec.split.validation, spec.split.seed) == (0.2, 0.2, 42)
 
 
+def test_off_written_bare_turns_halving_and_the_blend_off() -> None:
+    # YAML 1.1 reads a bare off as false; the README writes `halving: off`.
+    tuning = parse_spec("tuning: {halving: off, ensemble: off}\n").tuning
+    assert (tuning.halving, tuning.ensemble) == ("off", "off")
+    assert parse_spec("tuning: {ensemble: on}\n").tuning.ensemble == "auto"
+
+
 @pytest.mark.parametrize(
     ("text", "field", "says"),
     [
@@ -29,6 +36,7 @@ def test_no_spec_means_every_default() -> None:
         ("split: {test: 2}\n", "split.test", "less than 0.9"),
         ("split: {test: 0.5, validation: 0.45}\n", "split", "10% of rows"),
         ("tuning: {trials: many}\n", "tuning.trials", "whole number of trials"),
+        ("tuning: {ensemble: always}\n", "tuning.ensemble", "'auto' or 'off'"),
         ("gate: {min_improvement: -1}\n", "gate.min_improvement", "greater than or equal"),
         ("task: clustering\n", "task", "classification"),
         ("modles: []\n", "modles", "Extra inputs"),
