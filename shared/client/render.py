@@ -139,9 +139,7 @@ def blend_line(view: dict[str, Any]) -> str | None:
     if best.get("estimator") != "ensemble":
         return None
     members = best["params"]["members"]
-    parts = ", ".join(
-        f"#{m['trial']} {m['estimator']} {m['weight']:.0%}" for m in members
-    )
+    parts = ", ".join(f"#{m['trial']} {m['estimator']} {m['weight']:.0%}" for m in members)
     return (
         f"served: a blend of {len(members)} trials ({compared_on(view)} {best['score']:.4f}): "
         + parts
