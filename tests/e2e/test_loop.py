@@ -38,6 +38,7 @@ def infer_many(url: str, inputs: list[dict[str, Any]], count: int) -> Counter[tu
 def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> None:
     data = tmp_path / "cancer.csv"
     cancer_frame().to_csv(data, index=False)
+    stack.store.put_bytes("pipelines/cancer.yaml", b"tuning: {ensemble: auto}\n")
     result = stack.cli(
         "submit", str(data), "--pipeline", "cancer", "--target", "diagnosis", "--wait", "--json"
     )
@@ -81,8 +82,8 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
     assert version["fitted_on"]["rows"] == splits["train"] + splits["validation"]
     assert version["metrics"]["accuracy"] == run["metrics"]["accuracy"]
 
-    # 569 rows and the default search: 12 trials cross-validated, each keeping its out-of-fold
-    # probabilities, and the served model a blend of the best of them.
+    # 569 rows, the default search and `ensemble: auto`: 12 trials cross-validated, each keeping
+    # its out-of-fold probabilities, and the served model a blend of the best of them.
     run_id = run["run_id"]
     plan = stack.store.get_json(f"runs/{run_id}/train/plan.json")
     assert plan["ensemble"] is True and plan["selection"] == {"method": "cv", "folds": 5}
