@@ -3,8 +3,12 @@
 skl2onnx runs a whole pipeline in float32, and a tree compares a feature with its threshold:
 a scaled value that float32 rounds across a threshold flips the branch (seen on real data:
 probabilities off by 0.02). So the feature transformer runs in float64 (its numeric imputers
-rewritten as standard IsNaN/Where ops, which onnxruntime runs in double), and only its output
-is cast to float32 for the estimator, as scikit-learn's trees themselves do.
+rewritten as standard IsNaN/Where ops, which onnxruntime runs in double). Each estimator then
+gets the features as scikit-learn gives them: float32 for the forests (scikit-learn casts, and
+skl2onnx moves their thresholds to match), float64 for histogram boosting, which compares doubles
+with double thresholds (in float32 a boosting model on diabetes missed by 7 on one row). A blend
+is built member by member, so that each member gets its own precision, and averaged with its
+weights as scikit-learn's voting models do.
 
 The rewritten imputers fill with the fitted float64 medians, not the float32 copies skl2onnx
 keeps: on data with gaps many of a histogram booster's thresholds are exactly the scaled median,
@@ -18,6 +22,12 @@ from typing import Any
 
 import numpy as np
 from onnx import ModelProto, TensorProto, compose, helper, numpy_helper
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    VotingClassifier,
+    VotingRegressor,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
@@ -109,31 +119,135 @@ def _with_opsets(model: ModelProto) -> ModelProto:
 
 
 def _transformer(transformer: Any, signature: list[dict[str, str]]) -> ModelProto:
+    """The features transformer with one float64 output, FEATURES."""
     from skl2onnx import convert_sklearn
 
     graph = convert_sklearn(transformer, initial_types=_inputs(signature), target_opset=OPSETS)
     _double_imputers(graph.graph, _numeric_fills(transformer))
     output = graph.graph.output.pop()
-    graph.graph.node.append(
-        helper.make_node("Cast", [output.name], [FEATURES], to=TensorProto.FLOAT)
-    )
-    graph.graph.output.append(helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, None))
+    graph.graph.node.append(helper.make_node("Identity", [output.name], [FEATURES]))
+    graph.graph.output.append(helper.make_tensor_value_info(FEATURES, TensorProto.DOUBLE, None))
     return _with_opsets(graph)
 
 
-def _estimator(estimator: Any, *, classify: bool) -> ModelProto:
+def _boosting(estimator: Any) -> bool:
+    return isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+
+
+def _exact_thresholds(graph: Any, estimator: Any) -> None:
+    """Give a histogram booster's tree node its float64 thresholds (`nodes_values_as_tensor`,
+    ai.onnx.ml 3): skl2onnx keeps them as float32 even for double input. Its outputs are float32,
+    as onnxruntime's tree ensembles give them."""
+    (node,) = [n for n in graph.node if n.op_type.startswith("TreeEnsemble")]
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    # skl2onnx numbers the trees iteration by iteration, a class's tree within, and the nodes
+    # as the booster's own node arrays.
+    trees = [tree for iteration in estimator._predictors for tree in iteration]
+    starts = np.cumsum([0] + [len(tree.nodes) for tree in trees])
+    thresholds = np.concatenate([tree.nodes["num_threshold"] for tree in trees])
+    where = starts[np.asarray(attrs["nodes_treeids"])] + np.asarray(attrs["nodes_nodeids"])
+    leaf = np.array([mode == b"LEAF" for mode in attrs["nodes_modes"]])
+    exact = np.where(leaf, 0.0, thresholds[where]).astype(np.float64)
+    rounded = np.array(attrs["nodes_values"], dtype=np.float32)
+    if not np.array_equal(exact.astype(np.float32), rounded):
+        raise ValueError("the ONNX tree nodes do not match the booster's thresholds")
+    kept = [a for a in node.attribute if a.name != "nodes_values"]
+    del node.attribute[:]
+    node.attribute.extend(kept)
+    node.attribute.append(
+        helper.make_attribute("nodes_values_as_tensor", numpy_helper.from_array(exact))
+    )
+    for output in graph.output:
+        if output.type.tensor_type.elem_type == TensorProto.DOUBLE:
+            output.type.tensor_type.elem_type = TensorProto.FLOAT
+
+
+def _member(estimator: Any, *, classify: bool) -> ModelProto:
+    """One estimator's graph: input `features` (float64; cast to float32 inside unless the
+    estimator is a histogram booster), outputs (label, probabilities) or (variable)."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     options = {id(estimator): {"zipmap": False}} if classify else None
     width = int(estimator.n_features_in_)
+    double = _boosting(estimator)
+    kind = DoubleTensorType if double else FloatTensorType
     graph = convert_sklearn(
         estimator,
-        initial_types=[("features", FloatTensorType([None, width]))],
+        initial_types=[("features_in", kind([None, width]))],
         options=options,
         target_opset=OPSETS,
     )
-    return compose.add_prefix(_with_opsets(graph), "estimator_")
+    if double:
+        _exact_thresholds(graph.graph, estimator)
+    precision = TensorProto.DOUBLE if double else TensorProto.FLOAT
+    cast = helper.make_node("Cast", ["features"], ["features_in"], to=precision)
+    graph.graph.node.insert(0, cast)
+    del graph.graph.input[:]
+    graph.graph.input.append(
+        helper.make_tensor_value_info("features", TensorProto.DOUBLE, [None, width])
+    )
+    return _with_opsets(graph)
+
+
+def _constant(name: str, value: np.ndarray) -> Any:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value))
+
+
+def _labels(classes: Any) -> np.ndarray:
+    """The classes as an ONNX tensor can hold them: integers, floats, else their text."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "iu":
+        return classes.astype(np.int64)
+    if classes.dtype.kind == "f":
+        return classes.astype(np.float64)
+    return np.array([str(c) for c in classes], dtype=object)
+
+
+def _blend(voting: Any, *, classify: bool) -> ModelProto:
+    """A soft-voting model as its members' graphs side by side, their probabilities (or values)
+    averaged with the voting weights, and for a classifier the class of the largest average."""
+    weights = np.ones(len(voting.estimators_)) if voting.weights is None else voting.weights
+    weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    width = int(voting.n_features_in_)
+    nodes, initializers, weighted, ir_version = [], [], [], 0
+    for i, (estimator, weight) in enumerate(zip(voting.estimators_, weights, strict=True)):
+        member = compose.add_prefix(_member(estimator, classify=classify), f"m{i}_")
+        ir_version = member.ir_version
+        nodes.append(helper.make_node("Identity", ["features"], [f"m{i}_features"]))
+        nodes.extend(member.graph.node)
+        initializers.extend(member.graph.initializer)
+        scores = member.graph.output[-1].name  # probabilities, or the regressor's variable
+        nodes.append(_constant(f"w{i}", np.array([weight], dtype=np.float32)))
+        nodes.append(helper.make_node("Mul", [scores, f"w{i}"], [f"weighted{i}"]))
+        weighted.append(f"weighted{i}")
+    total = "probabilities" if classify else "variable"
+    nodes.append(helper.make_node("Sum", weighted, [total]))
+    columns = len(voting.classes_) if classify else 1
+    outputs = [helper.make_tensor_value_info(total, TensorProto.FLOAT, [None, columns])]
+    if classify:
+        classes = _labels(voting.classes_)
+        nodes.append(_constant("classes", classes))
+        nodes.append(helper.make_node("ArgMax", [total], ["best"], axis=1, keepdims=0))
+        nodes.append(helper.make_node("Gather", ["classes", "best"], ["label"], axis=0))
+        kind = helper.np_dtype_to_tensor_dtype(classes.dtype)
+        outputs.insert(0, helper.make_tensor_value_info("label", kind, [None]))
+    graph = helper.make_graph(
+        nodes,
+        "blend",
+        [helper.make_tensor_value_info("features", TensorProto.DOUBLE, [None, width])],
+        outputs,
+        initializers,
+    )
+    return _with_opsets(helper.make_model(graph, ir_version=ir_version))
+
+
+def _estimator(estimator: Any, *, classify: bool) -> ModelProto:
+    if isinstance(estimator, VotingClassifier | VotingRegressor):
+        graph = _blend(estimator, classify=classify)
+    else:
+        graph = _member(estimator, classify=classify)
+    return compose.add_prefix(graph, "estimator_")
 
 
 def to_onnx(model: Any, signature: list[dict[str, str]], *, classify: bool) -> bytes:
