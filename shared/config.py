@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Free space ingest leaves in its temporary directory after a download or inflating gzip.
     disk_reserve_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     min_rows: int = Field(default=20, ge=2)
+    # The blend of a cross-validated search's best trials for specs that leave tuning.ensemble
+    # unset (train workers read it).
+    ensemble: Literal["auto", "off"] = "auto"
     task_time_limit: int = Field(default=1800, gt=0)
     max_redeliveries: int = Field(default=3, ge=0)
     # Work whose heartbeat is older than this lost its worker or its message and is sent again.

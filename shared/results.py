@@ -108,6 +108,9 @@ class Trained(Result):
     selection: dict[str, Any] | None = None  # {"method": "holdout"} or {"method": "cv", "folds": k}
     top_trials: list[dict[str, Any]] | None = None
     selected_by: str | None = None
+    # The served model's fit after the search (a blend's members, or the best trial's refit;
+    # about 0 when selection reused the trial's own fitted model).
+    fit_seconds: float | None = None
 
 
 class Gate(Record):

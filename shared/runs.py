@@ -124,6 +124,7 @@ def describe_run(store: Store, run_id: str) -> dict[str, Any]:
             "stopped": train.get("stopped_trials", 0),
             "skipped": train.get("skipped_trials", 0),
             "until_budget": train.get("until_budget", False),
+            "fit_seconds": train.get("fit_seconds"),
         }
     if duplicate_of:
         earlier = read_status(store, duplicate_of, "deploy") or {}

@@ -128,9 +128,9 @@ class Tuning(Strict):
     # takes the best third of each rung on to three times the rows (services/train/halving.py).
     halving: Literal["auto", "off"] = "auto"
     # auto: a cross-validated search serves a weighted blend of its best trials when the blend
-    # scores better out of fold than its best trial alone (services/train/ensemble.py). Off by
-    # default until a blend exports and serves as cheaply as one model (README).
-    ensemble: Literal["auto", "off"] = "off"
+    # scores better out of fold than its best trial alone (services/train/ensemble.py). Unset:
+    # the train workers' CAUCE_ENSEMBLE, auto unless the operator set it.
+    ensemble: Literal["auto", "off"] | None = None
 
     @field_validator("trials", mode="before")
     @classmethod

@@ -98,7 +98,8 @@ def plan(ctx: StageContext) -> Planned:
         "created_at": time.time(),
     }
     # Trials keep the predictions they were scored on for ensemble selection at the end.
-    search["ensemble"] = spec.tuning.ensemble == "auto" and search["selection"]["method"] == "cv"
+    blend = spec.tuning.ensemble or ctx.settings.ensemble
+    search["ensemble"] = blend == "auto" and search["selection"]["method"] == "cv"
     try:
         ctx.store.put_json(ctx.key("plan.json"), search, if_none_match=True)
     except Conflict:
@@ -313,20 +314,21 @@ def _best_model(ctx: StageContext, best: dict[str, Any], data: TrialData) -> tup
 
 
 def _blend(
-    ctx: StageContext, search: dict[str, Any], results: list[dict[str, Any]], best: dict[str, Any]
+    ctx: StageContext,
+    search: dict[str, Any],
+    results: list[dict[str, Any]],
+    best: dict[str, Any],
+    data: TrialData,
 ) -> tuple[Any, Any, Best] | None:
     """The weighted blend of the best trials (services/train/ensemble.py) fitted on the training
     split, with the training targets and its record, or None when the best trial alone scores
     as well out of fold (or its predictions are missing)."""
     spec = ctx.spec()
     greater_is_better = METRICS[spec.metric].greater_is_better
-    ranked = sorted(
-        (t for t in results if t.get("state") == "succeeded" and t["index"] != best["index"]),
-        key=lambda t: t["score"],
-        reverse=greater_is_better,
-    )
+    ranked = top_trials(results, greater_is_better=greater_is_better, count=ensemble.LIBRARY + 1)
+    others = [t for t in ranked if t["index"] != best["index"]]
     library, arrays = [], []
-    for trial in [best, *ranked][: ensemble.LIBRARY]:
+    for trial in [best, *others][: ensemble.LIBRARY]:
         try:
             key = trial_key(ctx.run_id, trial["index"], "predictions")
             arrays.append(ensemble.load_predictions(ctx.store.get_bytes(key)))
@@ -337,13 +339,10 @@ def _blend(
         library.append(trial)
     if len(library) < 2:
         return None
-    parts = {
-        name: ctx.store.get_frame(ctx.key(f"{name}.parquet", "preprocess"))
-        for name in ("train", "validation")
-    }
-    y_train = parts["train"][spec.target]
+    splits = data.get(ctx)
+    y_train = splits["y_train"]
     # Out-of-fold predictions follow the cross-validated rows: training, then validation.
-    y = pd.concat([y_train, parts["validation"][spec.target]], ignore_index=True)
+    y = pd.concat([y_train, splits["y_val"]], ignore_index=True)
     classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
     # The folds the trials were scored on (the same seeded split of the same targets), so that
     # the blend is scored as they were: the mean of its fold scores.
@@ -374,8 +373,8 @@ def _blend(
     model = ensemble.voting_model(
         spec.task, [(f"{t['estimator']}_{t['index']}", e, w) for t, e, w in members]
     )
-    transformer = load_model(ctx.store.get_bytes(ctx.key("transformer.skops", "preprocess")))
-    model.fit(transformer.transform(parts["train"].drop(columns=[spec.target])), y_train)
+    model.fit(splits["X_train"], y_train)
+    data.forget(ctx.run_id)
     described = [
         {
             "trial": t["index"],
@@ -392,7 +391,7 @@ def _blend(
         best["score"],
     )
     record = Best(estimator="ensemble", params={"members": described}, score=value)
-    return join_model(transformer, model), y_train, record
+    return join_model(splits["transformer"], model), y_train, record
 
 
 def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) -> Trained | None:
@@ -410,16 +409,19 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
     ctx.store.put_json(ctx.key("trials.json"), results)
     best = best_trial(results, spec.metric)
     chosen = Best(estimator=best["estimator"], params=best["params"], score=best["score"])
+    data = data or TrialData()
+    started = time.perf_counter()
     blended = None
     if search.get("ensemble"):
         try:
-            blended = _blend(ctx, search, results, best)
+            blended = _blend(ctx, search, results, best, data)
         except (ValueError, ArithmeticError) as exc:  # the blend is a bonus: the best trial stays
             ctx.log.warning("ensemble selection failed, serving the best trial: %s", exc)
     if blended is not None:
         model, y_train, chosen = blended
     else:
-        model, y_train = _best_model(ctx, best, data or TrialData())
+        model, y_train = _best_model(ctx, best, data)
+    fit_seconds = round(time.perf_counter() - started, 3)
     ctx.store.put_bytes(ctx.key("model.skops"), dump_model(model))
     classes = sorted(y_train.unique().tolist()) if spec.task == "classification" else None
     ctx.log.info("selection ran: best %s %s", chosen.estimator, chosen.params)
@@ -436,6 +438,7 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
         selection=search.get("selection"),
         top_trials=top_trials(results, greater_is_better=METRICS[spec.metric].greater_is_better),
         selected_by=task_id,
+        fit_seconds=fit_seconds,
         outputs=["plan.json", "trials.json", "model.skops"],
     )
 

@@ -153,6 +153,11 @@ class TrialData:
             return None
         return held[2], splits
 
+    def forget(self, run_id: str) -> None:
+        """Drop the run's splits and estimator: its selection is done."""
+        self.runs.pop(run_id, None)
+        self.fitted.pop(run_id, None)
+
     def get(self, ctx: StageContext) -> dict[str, Any]:
         """The run's transformed train and validation splits, read from the bucket once."""
         if ctx.run_id not in self.runs:

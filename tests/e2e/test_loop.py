@@ -97,6 +97,7 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
     trained = stack.store.get_json(f"runs/{run_id}/train/status.json")
     best = trained["best"]
     assert best["estimator"] == "ensemble"
+    assert trained["fit_seconds"] > 0  # the members' fit after the search, recorded
     members = best["params"]["members"]
     assert 2 <= len(members) <= 5
     assert sum(m["weight"] for m in members) == pytest.approx(1, abs=1e-3)

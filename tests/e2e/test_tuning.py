@@ -233,6 +233,7 @@ def test_a_search_until_its_budget_runs_trials_until_then_and_ends_its_chains(
     assert len(attempts) <= len(ran) + 2
     train = next(s for s in run["stages"] if s["stage"] == "train")
     assert 10 <= train["seconds"] < 10 + 15  # the budget, then the refit and hand-offs
+    assert 0 <= run["search"]["fit_seconds"] < train["seconds"] - 10
     assert run["search"]["until_budget"] is True
     shown = stack.cli("run", run_id).stdout
     assert f"search: {len(ran)} trials within the 10s budget" in shown, shown

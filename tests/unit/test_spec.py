@@ -26,7 +26,7 @@ def test_off_written_bare_turns_halving_and_the_blend_off() -> None:
     tuning = parse_spec("tuning: {halving: off, ensemble: off}\n").tuning
     assert (tuning.halving, tuning.ensemble) == ("off", "off")
     assert parse_spec("tuning: {ensemble: on}\n").tuning.ensemble == "auto"
-    assert parse_spec(None).tuning.ensemble == "off"  # opt-in for now
+    assert parse_spec(None).tuning.ensemble is None  # unset: the workers' CAUCE_ENSEMBLE
 
 
 @pytest.mark.parametrize(
