@@ -123,6 +123,9 @@ def write_env_file(
         # a stopping worker hands its task back, within a test's patience.
         "CAUCE_STALE_SECONDS": "10",
         "CAUCE_SHUTDOWN_GRACE_SECONDS": "3",
+        # One model per run, as in the other stacks' tests (tests/e2e/conftest.py): the blend of
+        # the best trials is tested there, and costs these tests a minute.
+        "CAUCE_ENSEMBLE": "off",
         "CAUCE_ENV_FILE": str(path),
     }
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
