@@ -49,8 +49,8 @@ class ScoreFile(Message):
 
 
 class AliasMoved(Message):
-    """Announced when a pipeline's alias points at a new version."""
+    """Announced when a pipeline's alias points at a new version (shared/wake.py)."""
 
-    pipeline: str
-    alias: str
-    version: int
+    pipeline: PipelineName
+    alias: str = Field(min_length=1, max_length=100)
+    version: int = Field(ge=1)

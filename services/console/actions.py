@@ -13,6 +13,7 @@ from shared.layout import drop_key, version_key
 from shared.registry import get_alias, move_alias
 from shared.runs import read_run
 from shared.storage import Store, check_name
+from shared.wake import announce_alias
 
 
 def upload(store: Store, *, pipeline: str, filename: str, data: bytes) -> dict[str, Any]:
@@ -36,8 +37,10 @@ def roll_back(
     expected: int | None,
     alias: str = "production",
     reason: str = "",
+    broker_url: str,
 ) -> dict[str, Any]:
-    """Point the alias at an existing `version`, if it still points where the user saw it."""
+    """Point the alias at an existing `version`, if it still points where the user saw it, and
+    announce the move to the prediction services."""
     check_name(pipeline)
     check_name(alias, what="alias")
     if not store.exists(version_key(pipeline, version)):
@@ -50,7 +53,9 @@ def roll_back(
             "review the models page and try again"
         )
     note = reason.strip() or f"rolled back from v{now_at} to v{version} in the console"
-    return move_alias(store, pipeline, version, alias=alias, reason=note)
+    pointer = move_alias(store, pipeline, version, alias=alias, reason=note)
+    announce_alias(broker_url, pointer)
+    return pointer
 
 
 def upload_run(store: Store, *, key: str, etag: str, after: str) -> str | None:

@@ -79,6 +79,7 @@ def move(pipeline: str, alias: str) -> Response:
         expected=expected,
         alias=alias,
         reason=str(body.get("reason", "")),
+        broker_url=context.settings().broker_url,
     )
     return jsonify(pointer)
 

@@ -62,6 +62,7 @@ def roll_back(pipeline: str) -> Response:
         version=_version_arg("version"),
         expected=int(expected) if expected.isdigit() else None,
         reason=request.form.get("reason", ""),
+        broker_url=context.settings().broker_url,
     )
     moved = f"{pipeline}:{pointer['version']}"
     return redirect(url_for("models.models", moved=moved, _anchor=f"p-{pipeline}"), code=303)

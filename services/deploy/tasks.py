@@ -17,6 +17,7 @@ from shared.context import StageContext
 from shared.registry import move_alias, register_version, serving_runtime
 from shared.results import Deployed
 from shared.stage import create_stage_worker
+from shared.wake import announce_alias
 
 ONNX_FILE = "model.onnx"
 
@@ -58,13 +59,14 @@ def deploy(ctx: StageContext) -> Deployed:
     )
     promoted = evaluation.gate.passed
     if promoted and not already_promoted(ctx.store, ctx.pipeline, ctx.run_id):
-        move_alias(
+        pointer = move_alias(
             ctx.store,
             ctx.pipeline,
             record["version"],
             run_id=ctx.run_id,
             reason=evaluation.gate.reason,
         )
+        announce_alias(ctx.settings.broker_url, pointer)  # every prediction service, at once
     ctx.log.info(
         "registered v%s (promoted: %s; served by %s%s)",
         record["version"],

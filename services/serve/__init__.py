@@ -30,7 +30,8 @@ def limit_threads() -> None:
 def create_app(
     settings: Settings | None = None, store: Store | None = None, *, start_poller: bool = True
 ) -> Flask:
-    """Build the app; the model cache polls the registry unless `start_poller` is False."""
+    """Build the app; the model cache follows the registry (announced moves and polling) unless
+    `start_poller` is False."""
     settings = settings or load_settings()
     store = store or Store.from_settings(settings)
     app = Flask(__name__)
@@ -56,8 +57,9 @@ def create_app(
     )
     if start_poller:
         cache.start(settings.serve_poll_seconds)
+        cache.listen(settings.broker_url)
         log.info(
-            "polling bucket %s for production models every %ss",
+            "following alias moves announced on the broker; polling bucket %s every %ss",
             settings.bucket,
             settings.serve_poll_seconds,
         )

@@ -1,14 +1,15 @@
 """The models a replica serves: loaded, verified and warmed, then swapped in whole.
 
-Each serving worker polls the production aliases on its own, so one worker may load a model before
-another. A worker asked for a pipeline it lacks, or for a version other than the one it holds,
-reads that pipeline's alias at once and loads what it names before answering: a model that one
-worker reports served answers on every worker (and on every replica), with no bucket call per
-request once loaded. Such look-ups happen at most once a RECHECK_SECONDS per pipeline, so a flood
-of requests for an unknown pipeline costs one bucket read a second, not one per request.
-A request that names no version gets the version this worker holds, which for up to a poll
-interval after an alias move may be the previous one; every answer names its version
-(X-Model-Version), and a request that names the new version gets it.
+Each serving worker follows the alias moves that deploy and the console announce on the broker
+(shared/wake.py), and polls the production aliases on its own as the fallback, so one worker may
+load a model before another. A worker asked for a pipeline it lacks, or for a version other than
+the one it holds, reads that pipeline's alias at once and loads what it names before answering: a
+model that one worker reports served answers on every worker (and on every replica), with no
+bucket call per request once loaded. Such look-ups happen at most once a RECHECK_SECONDS per
+pipeline, so a flood of requests for an unknown pipeline costs one bucket read a second, not one
+per request. A request that names no version gets the version this worker holds, which while the
+new one loads (up to a poll interval when the announcement was lost) may be the previous one;
+every answer names its version (X-Model-Version), and a request that names the new version gets it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Any
 from shared.columns import CompiledSignature
 from shared.errors import CauceError, DataError, NotFound, RequestError, TransientError
 from shared.ids import now
+from shared.messages import AliasMoved
 from shared.registry import get_alias, list_pipelines, load_version
 from shared.runtime import Scorer, class_labels, load_scorer
 from shared.storage import Store, check_name
+from shared.wake import listen_for_aliases
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,7 @@ class ModelCache:
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
 
     def get(self, pipeline: str, version: str | None = None) -> LoadedModel:
         """The model serving `pipeline`, looked up in the registry first when this worker lacks
@@ -194,27 +198,40 @@ class ModelCache:
         with self._refresh_lock:  # the poller may be loading this very model: wait for it
             if self._fresh(pipeline):
                 return self._models.get(pipeline)
-            if len(self._looked_up) >= LOOKED_UP_LIMIT:
-                self._looked_up = {}
-            self._looked_up[pipeline] = time.monotonic()
-            try:
-                pointer = get_alias(self.store, pipeline, "production")
-            except CauceError as exc:  # the poller says when the registry is back
-                log.warning("could not read the production alias of %s: %s", pipeline, exc)
-                self._reachable = False
-                return None
-            current = self._models.get(pipeline)
-            if pointer is None:
-                return current
-            version = int(pointer["version"])
-            if current is not None and current.version == version:
-                return current
-            if self._broken.get(pipeline) == version:
-                return current
-            loaded = self._load(pipeline, version)
-            if loaded is not None:
-                self._models = {**self._models, pipeline: loaded}  # one reference swap
-            return loaded or current
+            return self._follow(pipeline)
+
+    def moved(self, message: AliasMoved) -> None:
+        """An alias move was announced (shared/wake.py): read that pipeline's alias now and load
+        what it names. The alias in the bucket decides, not the message."""
+        if message.alias != "production":
+            return
+        with self._refresh_lock:
+            self._follow(message.pipeline)
+
+    def _follow(self, pipeline: str) -> LoadedModel | None:
+        """Read `pipeline`'s alias and load the version it names if this worker lacks it (the
+        caller holds the refresh lock)."""
+        if len(self._looked_up) >= LOOKED_UP_LIMIT:
+            self._looked_up = {}
+        self._looked_up[pipeline] = time.monotonic()
+        try:
+            pointer = get_alias(self.store, pipeline, "production")
+        except CauceError as exc:  # the poller says when the registry is back
+            log.warning("could not read the production alias of %s: %s", pipeline, exc)
+            self._reachable = False
+            return None
+        current = self._models.get(pipeline)
+        if pointer is None:
+            return current
+        version = int(pointer["version"])
+        if current is not None and current.version == version:
+            return current
+        if self._broken.get(pipeline) == version:
+            return current
+        loaded = self._load(pipeline, version)
+        if loaded is not None:
+            self._models = {**self._models, pipeline: loaded}  # one reference swap
+        return loaded or current
 
     def _fresh(self, pipeline: str) -> bool:
         """Whether this worker read `pipeline`'s alias on demand within RECHECK_SECONDS."""
@@ -261,12 +278,34 @@ class ModelCache:
         )
         self._thread.start()
 
+    def listen(self, broker_url: str) -> None:
+        """Follow alias moves as they are announced on the broker, on a daemon thread; on each
+        (re)connection every alias is read again, for moves announced while it was away."""
+        if self._listener is not None:
+            return
+        self._listener = threading.Thread(
+            target=listen_for_aliases,
+            args=(broker_url, self.moved, self._stop),
+            kwargs={"on_connect": self._reconnected},
+            name="cauce-alias-listener",
+            daemon=True,
+        )
+        self._listener.start()
+
+    def _reconnected(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # the poller tries again
+            log.exception("model refresh after subscribing failed")
+
     def stop(self) -> None:
-        """Stop the poller (tests; a daemon thread otherwise ends with the process)."""
+        """Stop the poller and the listener (tests; daemon threads otherwise end with the
+        process)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        for thread in (self._thread, self._listener):
+            if thread is not None:
+                thread.join(timeout=10)
+        self._thread = self._listener = None
 
     def _poll(self, interval: float) -> None:
         while not self._stop.is_set():

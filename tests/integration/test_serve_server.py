@@ -18,10 +18,13 @@ from pathlib import Path
 import pandas as pd
 import requests
 
+from services.console.actions import roll_back
 from shared.config import Settings
+from shared.registry import move_alias
 from shared.stack.local import child_env, serve_argv
 from shared.stack.servers import free_port
 from shared.storage import Store
+from shared.wake import announce_alias
 from tests.conftest import wait_until
 from tests.integration.serve_support import deploy, fit_iris, iris_frame
 
@@ -345,3 +348,55 @@ def test_a_body_that_never_arrives_costs_only_its_own_connection(
         finally:
             for sock in socks:
                 sock.close()
+
+
+def test_an_announced_alias_move_reaches_every_worker_without_a_poll(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    X, _ = iris_frame()
+    deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
+    port = free_port()
+    env = {
+        **child_env(settings),
+        "CAUCE_SERVE_PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "CAUCE_SERVE_POLL_SECONDS": "3600",  # no poll during the test: only the publish can tell
+    }
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    with launched(env, log) as master:
+        wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 180)
+        assert len(workers(master.pid)) == 2
+
+        # Deploy registers v2 and moves the alias, then announces it, as services/deploy does.
+        record = deploy(
+            store,
+            "iris",
+            fit_iris("tree"),
+            X,
+            task="classification",
+            target="species",
+            run_id="r2",
+            promote=False,
+        )
+        pointer = move_alias(store, "iris", record["version"], reason="test")
+        moved = time.monotonic()
+        assert announce_alias(settings.broker_url, pointer) == 2  # one subscriber per worker
+        wait_until(
+            lambda: log.read_text().count("serving model iris v2") == 2,
+            "not every worker loaded v2 after the announcement",
+            log,
+            10,
+        )
+        reached = time.monotonic() - moved
+        answers = infer_many(url, "/v2/models/iris/infer", 40)  # no version named
+        assert answers == Counter({(200, "2", "2"): 40}), log.read_text()[-3000:]
+
+        # A rollback in the console announces too: back to v1 on every worker.
+        roll_back(store, "iris", version=1, expected=2, broker_url=settings.broker_url)
+        wait_until(
+            lambda: infer_many(url, "/v2/models/iris/infer", 20) == Counter({(200, "1", "1"): 20}),
+            "the rollback did not reach every worker",
+            log,
+            10,
+        )
+    assert reached < 5, f"v2 served {reached:.2f}s after the announcement"
