@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     console_trusted_hosts: str = "localhost,127.0.0.1"
     serve_poll_seconds: float = Field(default=2.0, gt=0)
     watch_poll_seconds: float = Field(default=1.0, gt=0)
+    # The watcher's `POST /events` (services/watcher/events.py): on only when a token is set.
+    events_token: SecretStr | None = None
+    events_host: str = "127.0.0.1"
+    events_port: int = Field(default=8082, ge=0, le=65535)
     # An explicit cap on a run's input, in bytes (unset: none; free disk in the ingest worker's
     # temporary directory is what bounds a file, checked before it is downloaded or inflated).
     max_upload_bytes: int | None = Field(default=None, gt=0)

@@ -12,6 +12,7 @@ import redis
 from celery import Celery
 
 from services.watcher.drops import folder_of, pipeline_of, route, run_options, source_of
+from services.watcher.events import Events, serve_events
 from services.watcher.parts import (
     COPY_LIMIT,
     MAX_MANIFEST_BYTES,
@@ -43,7 +44,7 @@ from shared.pipeline import STAGES, TASKS
 from shared.runs import create_run
 from shared.storage import ObjectInfo, Store
 from shared.text import visible
-from shared.wake import wait_for_wake
+from shared.wake import wait_for_wake, wake_watcher
 
 log = logging.getLogger(__name__)
 
@@ -284,20 +285,26 @@ def hold_lock(broker: redis.Redis, token: str, seconds: float) -> bool:
 
 def watch(settings: Settings, stop: threading.Event) -> None:
     """Scan `incoming/` and recover stalled runs until `stop` is set; only the lock holder works.
-    Between scans it waits CAUCE_WATCH_POLL_SECONDS, or less when `cauce submit` wakes it."""
+    Between scans it waits CAUCE_WATCH_POLL_SECONDS, or less when `cauce submit` or an object-store
+    event (POST /events) wakes it."""
     store = Store.from_settings(settings)
     broker = redis.Redis.from_url(settings.broker_url)
+    # The wait for a wake blocks for up to a poll: longer than redis-py's default read timeout.
+    waits = redis.Redis.from_url(
+        settings.broker_url, socket_timeout=settings.watch_poll_seconds + 5
+    )
     app = create_celery(settings, "watcher")
     watcher = Watcher(store=store, broker=broker, app=app)
     recovery = Recovery(store=store, broker=broker, app=app, settings=settings)
     token = uuid.uuid4().hex
-    store_ready, next_sweep = False, 0.0
+    store_ready, next_sweep, holding = False, 0.0, False
     while not stop.is_set():
         try:
             if not store_ready:
                 store.ensure_bucket()
                 store_ready = True
-            if hold_lock(broker, token, seconds=max(10.0, 5 * settings.watch_poll_seconds)):
+            holding = hold_lock(broker, token, seconds=max(10.0, 5 * settings.watch_poll_seconds))
+            if holding:
                 recovery.ensure_ledger()  # before scanning: a lost ledger must not rerun drops
                 for run_id in watcher.scan():
                     recovery.track(run_id)
@@ -307,8 +314,11 @@ def watch(settings: Settings, stop: threading.Event) -> None:
                     next_sweep = time.monotonic() + max(1.0, settings.stale_seconds / 4)
         except (CauceError, redis.RedisError, OSError) as exc:
             log.warning("watcher: %s; trying again", exc)
-        try:
-            wait_for_wake(broker, settings.watch_poll_seconds)  # a submit wakes it at once
+        if not holding:  # a standby leaves the wakes to the active watcher
+            stop.wait(settings.watch_poll_seconds)
+            continue
+        try:  # a submit or an event (POST /events) wakes it at once
+            wait_for_wake(waits, settings.watch_poll_seconds)
         except (redis.RedisError, OSError):
             stop.wait(settings.watch_poll_seconds)
 
@@ -319,7 +329,19 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    watch(load_settings(), stop)
+    settings = load_settings()
+    if settings.events_token is not None and settings.events_token.get_secret_value():
+        serve_events(
+            Events(
+                bucket=settings.bucket,
+                token=settings.events_token.get_secret_value().encode(),
+                wake=lambda: wake_watcher(settings.broker_url),
+            ),
+            host=settings.events_host,
+            port=settings.events_port,
+            idle_seconds=settings.body_timeout_seconds,
+        )
+    watch(settings, stop)
 
 
 if __name__ == "__main__":

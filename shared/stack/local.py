@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from shared.config import Settings
 from shared.errors import CauceError
+from shared.layout import BATCH, INCOMING
 from shared.pipeline import STAGES
 from shared.stack.servers import broker_argv, http_answers, port_is_free, tcp_answers, weed_argv
 
@@ -33,9 +34,14 @@ class Proc:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     probe: tuple[str, Any] | None = None  # ("tcp", port) or ("http", url)
+    cwd: Path | None = None  # where it runs (default: the supervisor's own directory)
     # Run `argv` (`python -m MODULE ...`) in a fork of the supervisor, which imported the stage
     # modules once, instead of in a new interpreter: the workers share those pages.
     forked: bool = False
+
+
+# The watcher's poll when events tell it of drops: a drop whose event was lost waits this long.
+EVENTS_POLL_SECONDS = 10.0
 
 
 def write_stack_env(settings: Settings) -> None:
@@ -54,6 +60,12 @@ def write_stack_env(settings: Settings) -> None:
     lines.setdefault("CAUCE_S3_SECRET_KEY", settings.s3_secret_key or secrets.token_urlsafe(24))
     key = settings.signing_key.get_secret_value() if settings.signing_key else None
     lines.setdefault("CAUCE_SIGNING_KEY", key or secrets.token_urlsafe(32))
+    # Object-store events (POST /events on the watcher), which SeaweedFS's filer webhook sends:
+    # a drop starts its run at once, and the watcher's poll is only the reconciliation path.
+    events = settings.events_token.get_secret_value() if settings.events_token else None
+    lines.setdefault("CAUCE_EVENTS_TOKEN", events or secrets.token_urlsafe(24))
+    if "CAUCE_WATCH_POLL_SECONDS" not in os.environ:
+        lines.setdefault("CAUCE_WATCH_POLL_SECONDS", str(EVENTS_POLL_SECONDS))
     if settings.api_token is not None and settings.api_token.get_secret_value():
         # Kept with the stack: `cauce down; cauce up` without CAUCE_API_TOKEN keeps auth on.
         lines["CAUCE_API_TOKEN"] = settings.api_token.get_secret_value()
@@ -63,6 +75,7 @@ def write_stack_env(settings: Settings) -> None:
         CAUCE_S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
         CAUCE_SERVE_PORT=str(settings.serve_port),
         CAUCE_CONSOLE_PORT=str(settings.console_port),
+        CAUCE_EVENTS_PORT=str(settings.events_port),
     )
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
     path.chmod(0o600)
@@ -110,6 +123,7 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
                 "GOMEMLIMIT": os.environ.get("GOMEMLIMIT", WEED_MEMORY_LIMIT),
             },
             probe=("http", f"http://127.0.0.1:{s3_port}/"),
+            cwd=filer_events(settings, home / "data" / "s3-events"),
         ),
         Proc("watcher", [py, "-m", "services.watcher"], forked=True),
     ]
@@ -159,6 +173,30 @@ def plan(settings: Settings, workers: dict[str, int]) -> list[Proc]:
         )
     )
     return procs
+
+
+def filer_events(settings: Settings, folder: Path) -> Path:
+    """A folder holding SeaweedFS's `notification.toml` (weed reads it from its working folder):
+    a webhook to the watcher's POST /events for writes under `incoming/` and `batch/`; empty
+    (no events, polling only) when no CAUCE_EVENTS_TOKEN is set."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "notification.toml"
+    config.unlink(missing_ok=True)
+    token = settings.events_token.get_secret_value() if settings.events_token else ""
+    if token:
+        prefixes = [f"/buckets/{settings.bucket}/{top.rstrip('/')}" for top in (INCOMING, BATCH)]
+        config.touch(mode=0o600)  # it holds the token
+        config.write_text(
+            "[notification.webhook]\n"
+            "enabled = true\n"
+            f'endpoint = "http://127.0.0.1:{settings.events_port}/events"\n'
+            f"bearer_token = {json.dumps(token)}\n"
+            'event_types = ["create", "update"]\n'
+            f"path_prefixes = {json.dumps(prefixes)}\n"
+            "timeout_seconds = 2\n"
+            "backoff_seconds = 1\n"
+        )
+    return folder
 
 
 def serve_argv() -> list[str]:
@@ -282,6 +320,7 @@ def stack_ports(settings: Settings) -> list[int]:
         urlparse(settings.s3_endpoint_url or "").port or 8333,
         settings.serve_port,
         settings.console_port,
+        settings.events_port,
     ]
 
 
@@ -294,6 +333,7 @@ def check_ports(settings: Settings) -> None:
         "CAUCE_S3_ENDPOINT_URL (its gRPC port, +10000)": s3_port + 10000,
         "CAUCE_SERVE_PORT": settings.serve_port,
         "CAUCE_CONSOLE_PORT": settings.console_port,
+        "CAUCE_EVENTS_PORT": settings.events_port,
     }
     for setting, port in wanted.items():
         if not port_is_free(port):

@@ -193,6 +193,7 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=self.arm_child,  # safe: the supervisor runs no threads
+                cwd=proc.cwd,
             )
         (self.home / "pids" / f"{proc.name}.pid").write_text(str(self.children[proc.name].pid))
         self.write_state()

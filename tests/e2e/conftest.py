@@ -59,6 +59,7 @@ def stack_env(home: Path, **overrides: str) -> dict[str, str]:
         CAUCE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port(also_free_at=10000)}",
         CAUCE_SERVE_PORT=str(free_port()),
         CAUCE_CONSOLE_PORT=str(free_port()),
+        CAUCE_EVENTS_PORT=str(free_port()),
         CAUCE_SERVE_POLL_SECONDS="0.5",
         CAUCE_WATCH_POLL_SECONDS="0.3",
         CAUCE_MAX_UPLOAD_BYTES=str(32 * 1024 * 1024),

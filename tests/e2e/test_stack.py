@@ -7,7 +7,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import requests
 
 from tests.datasets import diabetes_frame
 from tests.e2e.conftest import CAUCE, Stack, running_stack
@@ -105,3 +108,45 @@ def _found_from_another_directory(stack: Stack, elsewhere: Path) -> None:
     scale = stack.cli("up", "-w", "train=2", check=False)
     assert scale.returncode == 1 and "already running" in scale.stdout
     assert "cauce down, then cauce up -w train=2" in scale.stdout
+
+
+def test_a_drop_starts_its_run_through_an_event_and_a_duplicate_event_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    # Both polls a minute away: only SeaweedFS's webhook (which `cauce up` configures) and the
+    # alias announcement can make this quick.
+    slow = {"CAUCE_WATCH_POLL_SECONDS": "60", "CAUCE_SERVE_POLL_SECONDS": "60"}
+    with running_stack(tmp_path / "home", **slow) as stack:
+        log = stack.home / "logs" / "watcher.log"
+        wait_for(lambda: "accepting object-store events" in log.read_text(), "events", 30)
+        time.sleep(1)  # past the watcher's first scan: it now waits a minute for a wake
+        key = "incoming/evented/data.csv"
+        dropped = time.monotonic()
+        stack.store.put_bytes(key, diabetes_frame().to_csv(index=False).encode())
+        run_id = run_for(stack.store, key, timeout=10)
+        picked = time.monotonic() - dropped
+        assert picked < 5, f"the run started {picked:.1f}s after the drop"
+
+        # The same notification again (a webhook retry, a replay): the ledger starts nothing.
+        url = f"http://127.0.0.1:{stack.settings.events_port}/events"
+        token = stack.settings.events_token.get_secret_value()  # type: ignore[union-attr]
+        event = {"event_type": "create", "key": f"/buckets/{stack.settings.bucket}/{key}"}
+        answer = requests.post(url, json=event, headers={"Authorization": f"Bearer {token}"})
+        assert (answer.status_code, answer.json()) == (202, {"accepted": 1, "ignored": 0})
+        refused = requests.post(url, json=event, headers={"Authorization": "Bearer wrong"})
+        assert refused.status_code == 401
+
+        run = wait_run(stack.store, run_id)
+        assert run["state"] == "succeeded", run["error"]
+        deployed = time.monotonic()
+        wait_served(stack.settings.serve_url, "evented", 1, timeout=10)
+        assert time.monotonic() - deployed < 5
+        runs = [r for r in stack.cli_json("runs") if r["pipeline"] == "evented"]
+        assert [r["run_id"] for r in runs] == [run_id]
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} within {timeout}s"
+        time.sleep(0.2)
