@@ -1,9 +1,10 @@
-"""Drop-to-served seconds for the demo dataset, per stage: `make bench`.
+"""Drop-to-served seconds for the demo dataset, per stage, with events and with polling only:
+`make bench` (`python -m bench.loop [--mode events|polling|both] [--repeat N]`).
 
-Starts a local stack in a temporary CAUCE_HOME on free ports, drops examples/churn.csv through S3
-under a new pipeline name each repetition (so every run deploys and is served), and reports the
-median of: the watcher's pickup, each stage's own seconds, the queue hand-offs between stages,
-the prediction service's pickup, and the whole drop-to-served time.
+For each mode, starts a local stack in a temporary CAUCE_HOME on free ports, drops
+examples/churn.csv through S3 under a new pipeline name each repetition (so every run deploys and
+is served), and reports the median of: the watcher's pickup, each stage's own seconds, the queue
+hand-offs between stages, the prediction service's pickup, and the whole drop-to-served time.
 """
 
 from __future__ import annotations
@@ -92,30 +93,58 @@ def measure_once(store: Store, serve_url: str, pipeline: str) -> dict[str, float
     return result
 
 
+MODES = {
+    # What `cauce up` does by default: SeaweedFS's webhook wakes the watcher (POST /events), deploy
+    # announces the alias move to the prediction service; the polls are only the fallback.
+    "events": {},
+    # Polling only: no events token, the service not listening; the watcher polls every 1 s and
+    # the prediction service every 2 s (the defaults).
+    "polling": {"CAUCE_EVENTS_TOKEN": "", "CAUCE_SERVE_LISTEN": "false"},
+}
+
+
+def measure(mode: str, repeat: int) -> tuple[list[dict[str, float]], tuple[float, float]]:
+    """`repeat` timed runs and the cached-versus-uncached pair on a stack of its own."""
+    with local_stack(MODES[mode]) as (store, settings):
+        time.sleep(2)  # past the watcher's first scan, which would catch a drop made during it
+        rows = [measure_once(store, settings.serve_url, f"bench-{i}") for i in range(repeat)]
+        cache = [cached_versus_uncached(store, f"bench-cache-{i}") for i in range(3)]
+    uncached, cached = (statistics.median(c[i] for c in cache) for i in (0, 1))
+    return rows, (uncached, cached)
+
+
 def main() -> None:
-    """Run the benchmark and print a table of medians."""
+    """Run the benchmark and print a table of medians per mode."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--mode", choices=[*MODES, "both"], default="both")
     args = parser.parse_args()
-    with local_stack() as (store, settings):
-        rows = [measure_once(store, settings.serve_url, f"bench-{i}") for i in range(args.repeat)]
-        cache = [cached_versus_uncached(store, f"bench-cache-{i}") for i in range(3)]
+    modes = list(MODES) if args.mode == "both" else [args.mode]
+    results = {mode: measure(mode, args.repeat) for mode in modes}
     print(
         f"\nmachine: {machine()}; dataset: {DATA.name} ({DATA.stat().st_size:,} bytes); "
-        f"{args.repeat} runs, medians; default polls (watcher 1 s, prediction service 2 s)\n"
+        f"{args.repeat} runs per mode, medians\n"
     )
-    print("| step | seconds (median) | min | max |\n|---|---|---|---|")
-    for name in rows[0]:
-        values = [row[name] for row in rows]
+    print(f"| step | {' | '.join(f'{m} (median, min-max)' for m in modes)} |")
+    print(f"|---|{'---|' * len(modes)}")
+    for name in results[modes[0]][0][0]:
+        cells = []
+        for mode in modes:
+            values = [row[name] for row in results[mode][0]]
+            cells.append(f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+        print(f"| {name} | {' | '.join(cells)} |")
+    for mode in modes:
+        uncached, cached = results[mode][1]
         print(
-            f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |"
+            f"\n{mode}: drop to run end, median of 3: uncached {uncached:.2f} s, "
+            f"cached (preprocess and train reused) {cached:.2f} s"
         )
-
-    uncached, cached = (statistics.median(c[i] for c in cache) for i in (0, 1))
-    print(
-        f"\ndrop to run end, median of 3: uncached {uncached:.2f} s, "
-        f"cached (preprocess and train reused) {cached:.2f} s"
-    )
+    if len(modes) == 2:
+        served = {m: statistics.median(r["drop to served"] for r in results[m][0]) for m in modes}
+        print(
+            f"\ndrop to served: events {served['events']:.2f} s, polling only "
+            f"{served['polling']:.2f} s ({served['polling'] - served['events']:+.2f} s saved)"
+        )
 
 
 if __name__ == "__main__":

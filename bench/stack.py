@@ -19,8 +19,11 @@ CAUCE = str(Path(sys.executable).parent / "cauce")
 
 
 @contextmanager
-def local_stack(**workers: int) -> Iterator[tuple[Store, Settings]]:
-    """`cauce up` in a temporary CAUCE_HOME (with `--workers stage=N`), `cauce down` after."""
+def local_stack(
+    env_extra: dict[str, str] | None = None, **workers: int
+) -> Iterator[tuple[Store, Settings]]:
+    """`cauce up` in a temporary CAUCE_HOME (with `--workers stage=N` and CAUCE_ settings from
+    `env_extra`), `cauce down` after."""
     home = Path(tempfile.mkdtemp(prefix="cauce-bench-"))
     env = {
         "CAUCE_HOME": str(home),
@@ -28,6 +31,8 @@ def local_stack(**workers: int) -> Iterator[tuple[Store, Settings]]:
         "CAUCE_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port(also_free_at=10000)}",
         "CAUCE_SERVE_PORT": str(free_port()),
         "CAUCE_CONSOLE_PORT": str(free_port()),
+        "CAUCE_EVENTS_PORT": str(free_port()),
+        **(env_extra or {}),
     }
     saved = dict(os.environ)
     os.environ.update(env)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # "*" for any. CAUCE_CONSOLE_HOST, when it names one address, is always trusted too.
     console_trusted_hosts: str = "localhost,127.0.0.1"
     serve_poll_seconds: float = Field(default=2.0, gt=0)
+    # Whether the prediction service follows the alias moves announced on the broker (else it
+    # only polls every CAUCE_SERVE_POLL_SECONDS).
+    serve_listen: bool = True
     watch_poll_seconds: float = Field(default=1.0, gt=0)
     # The watcher's `POST /events` (services/watcher/events.py): on only when a token is set.
     events_token: SecretStr | None = None

@@ -57,9 +57,11 @@ def create_app(
     )
     if start_poller:
         cache.start(settings.serve_poll_seconds)
-        cache.listen(settings.broker_url)
+        if settings.serve_listen:
+            cache.listen(settings.broker_url)
         log.info(
-            "following alias moves announced on the broker; polling bucket %s every %ss",
+            "%spolling bucket %s every %ss",
+            "following alias moves announced on the broker; " if settings.serve_listen else "",
             settings.bucket,
             settings.serve_poll_seconds,
         )

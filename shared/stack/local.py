@@ -62,9 +62,13 @@ def write_stack_env(settings: Settings) -> None:
     lines.setdefault("CAUCE_SIGNING_KEY", key or secrets.token_urlsafe(32))
     # Object-store events (POST /events on the watcher), which SeaweedFS's filer webhook sends:
     # a drop starts its run at once, and the watcher's poll is only the reconciliation path.
-    events = settings.events_token.get_secret_value() if settings.events_token else None
-    lines.setdefault("CAUCE_EVENTS_TOKEN", events or secrets.token_urlsafe(24))
-    if "CAUCE_WATCH_POLL_SECONDS" not in os.environ:
+    # CAUCE_EVENTS_TOKEN set but empty turns them off (polling only).
+    if settings.events_token is None:
+        lines.setdefault("CAUCE_EVENTS_TOKEN", secrets.token_urlsafe(24))
+    else:
+        lines["CAUCE_EVENTS_TOKEN"] = settings.events_token.get_secret_value()
+    evented = bool(lines["CAUCE_EVENTS_TOKEN"])
+    if evented and "CAUCE_WATCH_POLL_SECONDS" not in os.environ:
         lines.setdefault("CAUCE_WATCH_POLL_SECONDS", str(EVENTS_POLL_SECONDS))
     if settings.api_token is not None and settings.api_token.get_secret_value():
         # Kept with the stack: `cauce down; cauce up` without CAUCE_API_TOKEN keeps auth on.
