@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning \
-	bench-serving bench-console bench-stalled bench-scale bench-scale-default bench-quality test-containers clean
+	bench-serving bench-console bench-stalled bench-scale bench-scale-default bench-quality test-containers test-hosts faketime clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -25,7 +25,7 @@ demo: $(STAMP)
 # on one worker, as its module fixtures expect. `make test TEST_PARALLEL=` runs them in one process.
 TEST_PARALLEL ?= -n 2 --dist loadfile
 
-test: $(STAMP) browser
+test: $(STAMP) browser faketime
 	$(BIN)/python -m pytest -q --durations=30 $(TEST_PARALLEL) tests
 
 # The console's browser tests drive Debian's headless Chromium; install it once when missing.
@@ -45,6 +45,20 @@ screenshots: $(STAMP) browser
 test-containers: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[containers]'
 	$(BIN)/python -m pytest -q -m containers tests/containers
+
+# The stack over several hosts: network namespaces on this machine (needs root), one of them with
+# its clock set back by Debian's faketime, installed once when missing.
+test-hosts: $(STAMP) faketime
+	$(BIN)/python -m pytest -q -m hosts tests/hosts
+
+# Tests that run a process with its clock shifted (heartbeats judged by the store's clock, and
+# the host tests) use Debian's faketime; install it once when missing.
+faketime:
+	@if ! command -v faketime >/dev/null; then \
+		echo "installing Debian's faketime for the clock tests"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime; \
+	fi
 
 up: $(STAMP)
 	$(BIN)/cauce up

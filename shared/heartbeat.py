@@ -2,6 +2,10 @@
 
 The watcher's recovery reads them: work whose heartbeat went quiet lost its worker (or its queue
 message), and is sent again. Messages are idempotent, so a second copy is harmless.
+
+A beat's time is when the store wrote it (its LastModified), and its age is judged against the
+store's clock too, never the worker's: a worker whose clock runs minutes off neither looks stalled
+while it works nor hides a real stall. The `at` inside is the worker's own clock, for people.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ def heartbeat(store: Store, key: str, *, every: float) -> Iterator[None]:
 
 
 def last_beat(store: Store, key: str) -> float | None:
-    """When the heartbeat at `key` last beat (epoch seconds), or None if it never did."""
+    """When the store received the last beat at `key` (epoch seconds by the store's clock), or
+    None if it never did."""
     try:
-        return float(store.get_json(key)["at"])
-    except (CauceError, KeyError, ValueError):
+        return store.modified(key)
+    except CauceError:
         return None

@@ -9,6 +9,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -136,6 +137,24 @@ class Store:
             int(response["ContentLength"]),
             response["LastModified"].isoformat(),
         )
+
+    @_translate
+    def modified(self, key: str) -> float:
+        """When the store last wrote the object (epoch seconds by the store's clock, whole
+        seconds); NotFound when it is missing."""
+        return float(
+            self.client.head_object(Bucket=self.bucket, Key=key)["LastModified"].timestamp()
+        )
+
+    @_translate
+    def server_time(self) -> float:
+        """The store's clock now, in epoch seconds: the `Date` header of a cheap request. Ages
+        judged against it and `modified` never involve this machine's clock, so processes
+        whose clocks disagree still agree on them."""
+        response = self.client.head_bucket(Bucket=self.bucket)
+        date = response["ResponseMetadata"]["HTTPHeaders"]["date"]
+        # The header names a whole second; its middle is the best guess of the moment.
+        return parsedate_to_datetime(date).timestamp() + 0.5
 
     def exists(self, key: str) -> bool:
         """Whether the object exists."""

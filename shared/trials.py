@@ -7,7 +7,6 @@ recovery checks it: both read it here.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -18,7 +17,8 @@ from shared.storage import ObjectInfo, Store
 
 
 class TrialTimes(NamedTuple):
-    """When each trial's result and heartbeat were last written (epoch seconds, by index)."""
+    """When each trial's result and heartbeat were last written (epoch seconds by the store's
+    clock, by index)."""
 
     results: dict[int, float]
     beats: dict[int, float]
@@ -80,7 +80,7 @@ def search_progress(store: Store, run_id: str) -> dict[str, Any] | None:
         return None
     planned, budget = len(search["trials"]), search.get("budget_seconds")
     done = len(trial_times(store, run_id).results)
-    used = max(0.0, time.time() - datetime.fromisoformat(plan.modified).timestamp())
+    used = max(0.0, store.server_time() - datetime.fromisoformat(plan.modified).timestamp())
     # At the pace so far, capped by the budget (what is not done by then is stopped or skipped);
     # a search that runs until its budget is spent ends with it.
     until_budget = bool(search.get("until_budget"))

@@ -95,7 +95,7 @@ def plan(ctx: StageContext) -> Planned:
         "parallelism": spec.tuning.parallelism,
         "budget_seconds": spec.tuning.budget_seconds or default_budget(rows.get("train", 0)),
         "selection": _selection(ctx, trials=len(trials), rows=rows),
-        "created_at": time.time(),
+        "created_at": ctx.store.server_time(),  # the store's clock: recovery judges by it
     }
     # Trials keep the predictions they were scored on for ensemble selection at the end.
     blend = spec.tuning.ensemble or ctx.settings.ensemble
@@ -281,7 +281,7 @@ def claim_selection(ctx: StageContext, task_id: str) -> bool:
     if json.loads(body)["task_id"] == task_id:
         return True
     beat = last_beat(ctx.store, ctx.key("heartbeat.json")) or 0.0
-    if time.time() - beat < ctx.settings.stale_seconds:
+    if ctx.store.server_time() - beat < ctx.settings.stale_seconds:
         return False
     try:
         ctx.store.put_json(ctx.key("select.json"), claim, if_match=etag)

@@ -3,13 +3,15 @@
 Every run that has not ended is checked now and then. Work that should be happening but shows no
 fresh heartbeat and has no message waiting in its queue is sent again; every task is idempotent,
 so a copy sent by mistake only repeats a check.
+
+Every age is the store's clock now less a time the store's clock gave (an object's LastModified,
+or a stamp a worker took from the store), so no process's own clock has to agree with another's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 import redis
@@ -18,7 +20,7 @@ from celery import Celery
 from shared.config import Settings
 from shared.errors import NotFound
 from shared.heartbeat import last_beat
-from shared.layout import stage_key
+from shared.layout import run_key, stage_key
 from shared.messages import RunStage, RunTrial
 from shared.messaging import send, waiting
 from shared.pipeline import TASKS
@@ -85,17 +87,22 @@ class Recovery:
         stages = view["stages"]
         index = next(i for i, s in enumerate(stages) if s["state"] not in ("succeeded", "skipped"))
         stage, message = stages[index], RunStage(run_id=view["run_id"], pipeline=view["pipeline"])
+        run_id = message.run_id
         if stage["state"] == "pending":
-            since = stages[index - 1]["finished"] if index else view["created"]
-            quiet = self._age(since)
+            # Waiting since the previous stage wrote its status (last, as it ended), or the run
+            # began.
+            since = self.store.modified(
+                stage_key(run_id, stages[index - 1]["stage"], "status.json")
+                if index
+                else run_key(run_id)
+            )
         else:
-            status = read_status(self.store, message.run_id, stage["stage"]) or {}
+            status = read_status(self.store, run_id, stage["stage"]) or {}
             if stage["stage"] == "train" and "trials_planned" in status:
                 return self.check_trials(message)
-            beat = last_beat(
-                self.store, stage_key(message.run_id, stage["stage"], "heartbeat.json")
-            )
-            quiet = time.time() - beat if beat else self._age(stage["started"])
+            beat = last_beat(self.store, stage_key(run_id, stage["stage"], "heartbeat.json"))
+            since = beat or self.store.modified(stage_key(run_id, stage["stage"], "status.json"))
+        quiet = self.store.server_time() - since
         if quiet < self.settings.stale_seconds or self.queued(stage["stage"], message.run_id):
             return []
         return [self.send(TASKS[stage["stage"]], stage["stage"], message)]
@@ -105,28 +112,25 @@ class Recovery:
         plan = self.store.get_json(stage_key(message.run_id, "train", "plan.json"))
         count, parallel = len(plan["trials"]), plan["parallelism"]
         times = trial_times(self.store, message.run_id)
+        now = self.store.server_time()
         if len(times.results) == count:
             beat = last_beat(self.store, stage_key(message.run_id, "train", "heartbeat.json"))
             last = max(beat or 0.0, *times.results.values())
-            if time.time() - last < self.settings.stale_seconds:
+            if now - last < self.settings.stale_seconds:
                 return []
             if self.queued("train", message.run_id, task="train.select"):
                 return []
             return [self.send("train.select", "train", message)]
         sent = []
-        planned = float(plan.get("created_at", 0.0))
+        planned = float(plan.get("created_at", 0.0))  # the store's time (train stamps it so)
         for index in due_trials(times.results, parallelism=parallel, count=count):
             last = last_sign(times, index, parallelism=parallel, planned=planned)
-            if time.time() - last < self.settings.stale_seconds:
+            if now - last < self.settings.stale_seconds:
                 continue
             if not self.queued("train", message.run_id, task="train.trial", index=index):
                 trial = RunTrial(**message.model_dump(), index=index)
                 sent.append(self.send("train.trial", "train", trial))
         return sent
-
-    @staticmethod
-    def _age(iso: str | None) -> float:
-        return time.time() - datetime.fromisoformat(iso).timestamp() if iso else 0.0
 
     def queued(
         self, queue: str, run_id: str, *, task: str | None = None, index: int | None = None

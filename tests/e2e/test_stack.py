@@ -113,16 +113,16 @@ def _found_from_another_directory(stack: Stack, elsewhere: Path) -> None:
 def test_a_drop_starts_its_run_through_an_event_and_a_duplicate_event_starts_nothing(
     tmp_path: Path,
 ) -> None:
-    # Both polls a minute away: only SeaweedFS's webhook (which `cauce up` configures) and the
-    # alias announcement can make this quick.
-    slow = {"CAUCE_WATCH_POLL_SECONDS": "60", "CAUCE_SERVE_POLL_SECONDS": "60"}
-    with running_stack(tmp_path / "home", **slow) as stack:
+    # The watcher's poll a minute away: only SeaweedFS's webhook, which `cauce up` configures,
+    # can start the run at once. (An alias move reaching the prediction service through the
+    # broker: tests/integration/test_serve_server.py.)
+    with running_stack(tmp_path / "home", CAUCE_WATCH_POLL_SECONDS="60") as stack:
         log = stack.home / "logs" / "watcher.log"
         wait_for(lambda: "accepting object-store events" in log.read_text(), "events", 30)
         time.sleep(1)  # past the watcher's first scan: it now waits a minute for a wake
         key = "incoming/evented/data.csv"
         dropped = time.monotonic()
-        stack.store.put_bytes(key, diabetes_frame().to_csv(index=False).encode())
+        stack.store.put_bytes(key, b"not a table")  # its run fails at ingest: no need to wait
         run_id = run_for(stack.store, key, timeout=10)
         picked = time.monotonic() - dropped
         assert picked < 5, f"the run started {picked:.1f}s after the drop"
@@ -136,11 +136,7 @@ def test_a_drop_starts_its_run_through_an_event_and_a_duplicate_event_starts_not
         refused = requests.post(url, json=event, headers={"Authorization": "Bearer wrong"})
         assert refused.status_code == 401
 
-        run = wait_run(stack.store, run_id)
-        assert run["state"] == "succeeded", run["error"]
-        deployed = time.monotonic()
-        wait_served(stack.settings.serve_url, "evented", 1, timeout=10)
-        assert time.monotonic() - deployed < 5
+        time.sleep(1)  # what a second run would take to show
         runs = [r for r in stack.cli_json("runs") if r["pipeline"] == "evented"]
         assert [r["run_id"] for r in runs] == [run_id]
 
