@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -19,8 +20,11 @@ from pathlib import Path
 import requests
 
 from bench.stack import local_stack, machine
+from services.console.actions import roll_back
+from shared.config import Settings
 from shared.layout import drop_key
 from shared.pipeline import STAGES
+from shared.registry import get_alias
 from shared.runs import describe_run, is_terminal, read_run
 from shared.storage import Store
 
@@ -71,16 +75,27 @@ def cached_versus_uncached(store: Store, pipeline: str) -> tuple[float, float]:
     return seconds[0], seconds[1]
 
 
+def first_answer(serve_url: str, pipeline: str, version: str | None = None) -> float:
+    """When `GET /v2/models/<pipeline>` first answers (naming `version`, if given), as a client
+    asking every 20 ms over fresh connections sees it; then 10 answers in a row must agree."""
+    agreed, first = 0, 0.0
+    while agreed < 10:
+        response = requests.get(
+            f"{serve_url}/v2/models/{pipeline}", headers={"Connection": "close"}, timeout=5
+        )
+        ok = response.ok and (version is None or response.json()["versions"] == [version])
+        first, agreed = (first or time.time(), agreed + 1) if ok else (0.0, 0)
+        time.sleep(0.02)
+    return first
+
+
 def measure_once(store: Store, serve_url: str, pipeline: str) -> dict[str, float]:
     """Drop the file once and time every step until the model answers."""
-    # --no-cache: the five pipelines share the data, and each run must do all of its work.
-    dropped, view = finished_run(store, drop_key(pipeline, "churn.csv"), cache=False)
-    while True:
-        response = requests.get(f"{serve_url}/v2/models/{pipeline}", timeout=5)
-        if response.ok:
-            break
-        time.sleep(0.05)
-    served = time.time()
+    with ThreadPoolExecutor(1) as client:  # a client waiting for the model from the drop on
+        # --no-cache: the five pipelines share the data, and each run must do all of its work.
+        served_at = client.submit(first_answer, serve_url, pipeline)
+        dropped, view = finished_run(store, drop_key(pipeline, "churn.csv"), cache=False)
+        served = served_at.result()
     stages = {s["stage"]: s for s in view["stages"]}
     result = {"watcher pickup": _ts(stages["ingest"]["started"]) - dropped}
     for stage in STAGES:
@@ -91,6 +106,26 @@ def measure_once(store: Store, serve_url: str, pipeline: str) -> dict[str, float
     result["serve pickup"] = served - _ts(stages["deploy"]["finished"])
     result["drop to served"] = served - dropped
     return result
+
+
+def alias_moves(settings: Settings, pipeline: str, count: int) -> list[float]:
+    """Seconds from an alias move (a rollback, as the console makes it) to every answer of
+    `GET /v2/models/<pipeline>` naming the version moved to, for `count` moves between the
+    pipeline's two versions. A worker reading its model by name would catch up on its own, so
+    this asks without one, as a client that wants "production" does."""
+    store = Store.from_settings(settings)
+    seconds = []
+    for index in range(count):
+        current = int(get_alias(store, pipeline)["version"])  # type: ignore[index]
+        target = 1 if current == 2 else 2
+        first_answer(settings.serve_url, pipeline, str(current))
+        pointer = roll_back(
+            store, pipeline, version=target, expected=current, broker_url=settings.broker_url
+        )
+        moved = _ts(pointer["moved"])  # when the alias was written (this machine's clock)
+        seconds.append(first_answer(settings.serve_url, pipeline, str(target)) - moved)
+        time.sleep(0.5 + (index % 3) * 0.37)  # moves at different points of the poll's cycle
+    return seconds
 
 
 MODES = {
@@ -104,11 +139,15 @@ MODES = {
 
 
 def measure(mode: str, repeat: int) -> tuple[list[dict[str, float]], tuple[float, float]]:
-    """`repeat` timed runs and the cached-versus-uncached pair on a stack of its own."""
+    """`repeat` timed runs, the cached-versus-uncached pair and alias moves (as `alias move to
+    serving` in every row) on a stack of its own."""
     with local_stack(MODES[mode]) as (store, settings):
         time.sleep(2)  # past the watcher's first scan, which would catch a drop made during it
         rows = [measure_once(store, settings.serve_url, f"bench-{i}") for i in range(repeat)]
         cache = [cached_versus_uncached(store, f"bench-cache-{i}") for i in range(3)]
+        moves = alias_moves(settings, "bench-cache-0", 2 * repeat)
+    for row, pair in zip(rows, zip(moves[0::2], moves[1::2], strict=True), strict=True):
+        row["alias move to serving"] = statistics.mean(pair)
     uncached, cached = (statistics.median(c[i] for c in cache) for i in (0, 1))
     return rows, (uncached, cached)
 

@@ -109,11 +109,17 @@ def _write_files(store: Store, pipeline: str, version: int, files: dict[str, byt
         store.put_bytes(version_key(pipeline, version, name), data)
 
 
+def version_record(store: Store, pipeline: str, version: int) -> dict[str, Any]:
+    """A version's record (version.json), unverified: read_artifact checks its signature before
+    any file of the version is used."""
+    return dict(store.get_json(version_key(pipeline, version)))
+
+
 def load_version(
     store: Store, pipeline: str, version: int, *, signing_key: bytes
 ) -> tuple[dict[str, Any], bytes]:
     """A version's record and model bytes, after its signed manifest and the file are checked."""
-    record = dict(store.get_json(version_key(pipeline, version)))
+    record = version_record(store, pipeline, version)
     return record, read_artifact(store, record, record["artifact"], signing_key=signing_key)
 
 

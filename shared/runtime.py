@@ -142,13 +142,14 @@ class OnnxScorer:
 def load_scorer(
     store: Store,
     record: dict[str, Any],
-    model: bytes,
     *,
     loader: Callable[[bytes], Any],
     onnx: bool,
     signing_key: bytes,
 ) -> Scorer:
-    """onnxruntime when deploy kept an ONNX export (and `onnx` allows it), else skops."""
+    """onnxruntime when deploy kept an ONNX export (and `onnx` allows it), else skops. Only the
+    file served is read (a blend's skops file can be tens of MB), each after the version's signed
+    manifest and the file's sha256 are checked."""
     classify = record.get("task") == "classification"
     if onnx and (record.get("onnx") or {}).get("file"):
         try:
@@ -158,6 +159,7 @@ def load_scorer(
             log.warning(
                 "ONNX model of %s v%s not used: %s", record["pipeline"], record["version"], exc
             )
+    model = read_artifact(store, record, record["artifact"], signing_key=signing_key)
     return SklearnScorer(loader(model), classify)
 
 

@@ -23,7 +23,7 @@ from shared.messages import ScoreFile
 from shared.messaging import create_celery
 from shared.outcome import Failure, TaskLike, retrying, settle
 from shared.recycle import recycle_when_idle
-from shared.registry import get_alias, load_version
+from shared.registry import get_alias, version_record
 from shared.results import TERMINAL
 from shared.runtime import class_labels, load_scorer
 from shared.storage import Store
@@ -39,8 +39,8 @@ def production_model(
     pointer = get_alias(store, pipeline, "production")
     if pointer is None:
         raise DataError(f"pipeline {pipeline!r} has no production model yet", field="pipeline")
-    record, data = load_version(store, pipeline, int(pointer["version"]), signing_key=signing_key)
-    scorer = load_scorer(store, record, data, loader=load_model, onnx=onnx, signing_key=signing_key)
+    record = version_record(store, pipeline, int(pointer["version"]))
+    scorer = load_scorer(store, record, loader=load_model, onnx=onnx, signing_key=signing_key)
     inputs = CompiledSignature.compile(record["signature"]["inputs"])
     return int(record["version"]), BatchModel(inputs, scorer, class_labels(record, scorer))
 

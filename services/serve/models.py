@@ -26,7 +26,7 @@ from shared.columns import CompiledSignature
 from shared.errors import CauceError, DataError, NotFound, RequestError, TransientError
 from shared.ids import now
 from shared.messages import AliasMoved
-from shared.registry import get_alias, list_pipelines, load_version
+from shared.registry import get_alias, list_pipelines, version_record
 from shared.runtime import Scorer, class_labels, load_scorer
 from shared.storage import Store, check_name
 from shared.wake import listen_for_aliases
@@ -75,9 +75,9 @@ def build_model(
 ) -> LoadedModel:
     """Load a version (signed manifest checked), compile its signature and warm it."""
     started = time.perf_counter()
-    record, data = load_version(store, pipeline, version, signing_key=signing_key)
+    record = version_record(store, pipeline, version)
     signature = tuple(dict(spec) for spec in record["signature"]["inputs"])
-    scorer = load_scorer(store, record, data, loader=loader, onnx=onnx, signing_key=signing_key)
+    scorer = load_scorer(store, record, loader=loader, onnx=onnx, signing_key=signing_key)
     model = LoadedModel(
         pipeline,
         version,
