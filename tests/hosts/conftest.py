@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from subprocess import Popen
+from subprocess import Popen, TimeoutExpired
 
 import pytest
 import redis
@@ -76,6 +76,20 @@ class Deployment:
         """Stop every process started on the host (SIGTERM, then SIGKILL)."""
         for proc in self.procs.pop(host, []):
             stop(proc)
+
+    def stop_all(self) -> None:
+        """Stop every process of every host at once: SIGTERM to all, then SIGKILL to what is
+        left after 20 s."""
+        procs = [proc for host in list(self.procs) for proc in self.procs.pop(host)]
+        for proc in procs:
+            proc.terminate()
+        deadline = time.monotonic() + 20
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def drop(self, pipeline: str, name: str, data: bytes, *, spec: str | None = None) -> str:
         """Upload a file to `incoming/<pipeline>/` with boto3 (and its spec first); return its
@@ -207,8 +221,7 @@ def deployment(network: Network, tmp_path_factory: pytest.TempPathFactory) -> It
         )
         yield running
     finally:
-        for host in ("front", *WORKERS, "store"):
-            running.stop_host(host)
+        running.stop_all()
 
 
 def _start_servers(running: Deployment, host: str) -> None:
