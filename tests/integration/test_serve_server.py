@@ -248,21 +248,29 @@ def test_workers_stop_when_their_master_is_killed(
         assert refused("127.0.0.1", port), "an orphaned worker still holds the port"
 
 
-def test_a_model_one_worker_reports_served_answers_on_every_worker(
+def iris_on_two_workers_polling_hourly(
     settings: Settings, store: Store, tmp_path: Path
-) -> None:
+) -> tuple[pd.DataFrame, dict[str, str], str, Path]:
+    """Iris v1 in production, and a service to launch: two workers polling once an hour; the
+    rows, its environment, its URL and its log."""
     X, _ = iris_frame()
     deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
     port = free_port()
-    # The next poll is an hour away: what a worker serves after its first look at the registry,
-    # it must find when asked.
     env = {
         **child_env(settings),
         "CAUCE_SERVE_PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "CAUCE_SERVE_POLL_SECONDS": "3600",
     }
-    url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    return X, env, f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+
+
+def test_a_model_one_worker_reports_served_answers_on_every_worker(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    X, env, url, log = iris_on_two_workers_polling_hourly(settings, store, tmp_path)
+    # The next poll is an hour away: what a worker serves after its first look at the registry,
+    # it must find when asked.
     with launched(env, log) as master:
         wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 180)
         pids = workers(master.pid)
@@ -353,16 +361,8 @@ def test_a_body_that_never_arrives_costs_only_its_own_connection(
 def test_an_announced_alias_move_reaches_every_worker_without_a_poll(
     settings: Settings, store: Store, tmp_path: Path
 ) -> None:
-    X, _ = iris_frame()
-    deploy(store, "iris", fit_iris(), X, task="classification", target="species", run_id="r1")
-    port = free_port()
-    env = {
-        **child_env(settings),
-        "CAUCE_SERVE_PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "CAUCE_SERVE_POLL_SECONDS": "3600",  # no poll during the test: only the publish can tell
-    }
-    url, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+    # No poll during the test: only the publish can tell the workers.
+    X, env, url, log = iris_on_two_workers_polling_hourly(settings, store, tmp_path)
     with launched(env, log) as master:
         wait_until(lambda: models_loaded(log) == 2, "the workers did not load the model", log, 180)
         assert len(workers(master.pid)) == 2
