@@ -13,6 +13,12 @@ from shared.errors import DataError
 # trusts most of these by default; naming them all keeps us safe if that default ever narrows.
 # Regenerate by dumping such pipelines and listing the classes in their schema.json.
 ALLOWED_TYPES: tuple[str, ...] = (
+    "collections.OrderedDict",
+    # LightGBM's model: the Booster's text is parsed by LightGBM's C++ code, and only ever after
+    # the version's signed manifest and the file's sha256 checked (shared/registry.py).
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
     "numpy.dtype",
     "numpy.float64",
     "numpy.int64",

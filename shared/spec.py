@@ -14,10 +14,14 @@ from shared.scoring import DEFAULT_METRIC, METRICS
 
 Task = Literal["classification", "regression"]
 
-# The candidate estimators per task; services/train/training.py implements exactly these.
-ESTIMATORS: dict[str, tuple[str, ...]] = {
+# The candidate estimators per task; services/train/training.py implements exactly these. A spec
+# that lists no models searches the defaults; lightgbm is there for a spec that names it.
+DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     "classification": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
     "regression": ("ridge", "random_forest", "hist_gradient_boosting"),
+}
+ESTIMATORS: dict[str, tuple[str, ...]] = {
+    task: (*names, "lightgbm") for task, names in DEFAULT_ESTIMATORS.items()
 }
 
 
@@ -37,6 +41,11 @@ _BOOSTING = _names(
     "max_bins max_depth max_features max_iter max_leaf_nodes min_samples_leaf monotonic_cst "
     "n_iter_no_change random_state scoring tol validation_fraction verbose warm_start"
 )
+_LIGHTGBM = _names(
+    "boosting_type class_weight colsample_bytree importance_type learning_rate max_depth "
+    "min_child_samples min_child_weight min_split_gain n_estimators n_jobs num_leaves objective "
+    "random_state reg_alpha reg_lambda subsample subsample_for_bin subsample_freq verbose"
+)
 PARAMETERS: dict[str, dict[str, tuple[str, ...]]] = {
     "classification": {
         "logistic_regression": _names(
@@ -45,11 +54,13 @@ PARAMETERS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "random_forest": tuple(sorted((*_FOREST, "class_weight"))),
         "hist_gradient_boosting": tuple(sorted((*_BOOSTING, "class_weight"))),
+        "lightgbm": _LIGHTGBM,
     },
     "regression": {
         "ridge": _names("alpha copy_X fit_intercept max_iter positive random_state solver tol"),
         "random_forest": _FOREST,
         "hist_gradient_boosting": tuple(sorted((*_BOOSTING, "quantile"))),
+        "lightgbm": _LIGHTGBM,
     },
 }
 # One row each for train, validation and test is the least a class needs to appear in all three:
@@ -302,7 +313,7 @@ def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> ResolvedSpec:
         raise SpecError(
             f"metric {metric!r} does not fit a {task} task; use one of: {allowed}", field="metric"
         )
-    models = spec.models or [ModelSpec(estimator=name) for name in ESTIMATORS[task]]
+    models = spec.models or [ModelSpec(estimator=name) for name in DEFAULT_ESTIMATORS[task]]
     check_models(models, task=task)
     return ResolvedSpec.model_validate(
         {**dict(spec), "target": target, "task": task, "metric": metric, "models": models}

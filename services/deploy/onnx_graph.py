@@ -5,8 +5,9 @@ a scaled value that float32 rounds across a threshold flips the branch (seen on 
 probabilities off by 0.02). So the feature transformer runs in float64 (its numeric imputers
 rewritten as standard IsNaN/Where ops, which onnxruntime runs in double). Each estimator then
 gets the features as scikit-learn gives them: float32 for the forests (scikit-learn casts, and
-skl2onnx moves their thresholds to match), float64 for histogram boosting, which compares doubles
-with double thresholds (in float32 a boosting model on diabetes missed by 7 on one row). A blend
+skl2onnx moves their thresholds to match), float64 for histogram boosting and LightGBM, which
+compare doubles with double thresholds (in float32 a boosting model on diabetes missed by 7 on one
+row). LightGBM's converter comes from onnxmltools, made to keep the thresholds in float64. A blend
 is built member by member, so that each member gets its own precision, and averaged with its
 weights as scikit-learn's voting models do.
 
@@ -131,7 +132,66 @@ def _transformer(transformer: Any, signature: list[dict[str, str]]) -> ModelProt
 
 
 def _boosting(estimator: Any) -> bool:
-    return isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+    return _lightgbm(estimator) or isinstance(
+        estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor
+    )
+
+
+def _lightgbm(estimator: Any) -> bool:
+    """Whether `estimator` is LightGBM's (told by its module: lightgbm is imported only then)."""
+    return type(estimator).__module__.startswith("lightgbm.")
+
+
+class _DoubleThresholds:
+    """The converter's container, but tree nodes keep LightGBM's float64 thresholds
+    (`nodes_values_as_tensor`, ai.onnx.ml 3) where onnxmltools would round them to float32: with
+    float32 thresholds a split between two values float32 cannot tell apart sends both one way."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+    def add_node(self, op_type: str, inputs: Any, outputs: Any, **attrs: Any) -> Any:
+        if op_type.startswith("TreeEnsemble") and "nodes_values" in attrs:
+            exact = np.asarray(attrs.pop("nodes_values"), dtype=np.float64)
+            attrs["nodes_values_as_tensor"] = numpy_helper.from_array(exact)
+            attrs["op_version"] = 3
+        return self._container.add_node(op_type, inputs, outputs, **attrs)
+
+
+def _register_lightgbm() -> None:
+    """Teach skl2onnx LightGBM's estimators through onnxmltools' converter, with the exact
+    thresholds (idempotent)."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    def convert(scope: Any, operator: Any, container: Any) -> None:
+        convert_lightgbm(scope, operator, _DoubleThresholds(container))
+
+    update_registered_converter(
+        LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+    update_registered_converter(
+        LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, convert
+    )
+
+
+def _float_outputs(graph: Any) -> None:
+    """Declare a tree ensemble's outputs float32, as onnxruntime's tree ensembles give them."""
+    for output in graph.output:
+        if output.type.tensor_type.elem_type == TensorProto.DOUBLE:
+            output.type.tensor_type.elem_type = TensorProto.FLOAT
 
 
 def _exact_thresholds(graph: Any, estimator: Any) -> None:
@@ -157,9 +217,7 @@ def _exact_thresholds(graph: Any, estimator: Any) -> None:
     node.attribute.append(
         helper.make_attribute("nodes_values_as_tensor", numpy_helper.from_array(exact))
     )
-    for output in graph.output:
-        if output.type.tensor_type.elem_type == TensorProto.DOUBLE:
-            output.type.tensor_type.elem_type = TensorProto.FLOAT
+    _float_outputs(graph)
 
 
 def _member(estimator: Any, *, classify: bool) -> ModelProto:
@@ -171,6 +229,8 @@ def _member(estimator: Any, *, classify: bool) -> ModelProto:
     options = {id(estimator): {"zipmap": False}} if classify else None
     width = int(estimator.n_features_in_)
     double = _boosting(estimator)
+    if _lightgbm(estimator):
+        _register_lightgbm()
     kind = DoubleTensorType if double else FloatTensorType
     graph = convert_sklearn(
         estimator,
@@ -178,7 +238,9 @@ def _member(estimator: Any, *, classify: bool) -> ModelProto:
         options=options,
         target_opset=OPSETS,
     )
-    if double:
+    if _lightgbm(estimator):
+        _float_outputs(graph.graph)  # its thresholds are exact already (_DoubleThresholds)
+    elif double:
         _exact_thresholds(graph.graph, estimator)
     precision = TensorProto.DOUBLE if double else TensorProto.FLOAT
     cast = helper.make_node("Cast", ["features"], ["features_in"], to=precision)

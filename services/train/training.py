@@ -55,6 +55,38 @@ _BOOSTING_SPACE = {
     "l2_regularization": {"loguniform": [0.001, 10.0]},
 }
 
+
+def _lightgbm(task: str) -> Callable[..., BaseEstimator]:
+    """LightGBM's scikit-learn estimator for `task`, imported when a spec asks for it (its wheel
+    needs the system's libgomp, which a slim image may lack)."""
+
+    def factory(**params: Any) -> BaseEstimator:
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        return (LGBMClassifier if task == "classification" else LGBMRegressor)(**params)
+
+    return factory
+
+
+# verbose=-1: LightGBM's own log lines would flood the worker's; subsample_freq=1 makes the
+# space's subsample (bagging) take effect.
+_LIGHTGBM = {
+    "n_estimators": 100,
+    "n_jobs": 1,
+    "random_state": 0,
+    "verbose": -1,
+    "subsample_freq": 1,
+}
+_LIGHTGBM_SPACE = {
+    "learning_rate": {"loguniform": [0.01, 0.3]},
+    "n_estimators": {"int": [50, 500]},
+    "num_leaves": {"int": [4, 128]},
+    "min_child_samples": {"int": [5, 100]},
+    "reg_lambda": {"loguniform": [0.001, 10.0]},
+    "colsample_bytree": {"uniform": [0.5, 1.0]},
+    "subsample": {"uniform": [0.5, 1.0]},
+}
+
 CANDIDATES: dict[str, dict[str, Candidate]] = {
     "classification": {
         "logistic_regression": Candidate(
@@ -64,6 +96,7 @@ CANDIDATES: dict[str, dict[str, Candidate]] = {
         "hist_gradient_boosting": Candidate(
             HistGradientBoostingClassifier, _BOOSTING, _BOOSTING_SPACE
         ),
+        "lightgbm": Candidate(_lightgbm("classification"), _LIGHTGBM, _LIGHTGBM_SPACE),
     },
     "regression": {
         "ridge": Candidate(Ridge, {}, {"alpha": {"loguniform": [0.01, 100.0]}}),
@@ -71,6 +104,7 @@ CANDIDATES: dict[str, dict[str, Candidate]] = {
         "hist_gradient_boosting": Candidate(
             HistGradientBoostingRegressor, _BOOSTING, _BOOSTING_SPACE
         ),
+        "lightgbm": Candidate(_lightgbm("regression"), _LIGHTGBM, _LIGHTGBM_SPACE),
     },
 }
 ESTIMATORS: dict[str, tuple[str, ...]] = {task: tuple(c) for task, c in CANDIDATES.items()}

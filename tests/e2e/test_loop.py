@@ -184,3 +184,23 @@ def test_status_lists_every_process_healthy(stack: Stack) -> None:
     assert names[:3] == ["broker", "s3", "watcher"] and "serve" in names
     assert names.count("train-1") == 1 and names.count("train-2") == 1
     assert all(p["healthy"] and p["pid"] > 0 for p in status["processes"])
+
+
+def test_a_spec_naming_lightgbm_trains_it_and_serves_it_through_onnx(stack: Stack) -> None:
+    frame = diabetes_frame()
+    spec = "models: [{estimator: lightgbm}]\ntuning: {trials: 4}\n"
+    stack.store.put_bytes("pipelines/boosted.yaml", spec.encode())
+    stack.store.put_bytes("incoming/boosted/data.csv", frame.to_csv(index=False).encode())
+    run = wait_run(stack.store, run_for(stack.store, "incoming/boosted/data.csv"))
+    assert run["state"] == "succeeded", run["error"]
+    version = stack.store.get_json(f"models/boosted/versions/{run['model_version']}/version.json")
+    assert version["estimator"] == "lightgbm"
+    assert (version["runtime"], version["onnx"]["passed"]) == ("onnx", True), version["onnx"]
+
+    wait_served(stack.settings.serve_url, "boosted", run["model_version"])
+    rows = frame.drop(columns=["progression"]).head(3).to_dict(orient="records")
+    answer = requests.post(
+        f"{stack.settings.serve_url}/invocations/boosted", json={"instances": rows}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    assert all(25 <= value <= 346 for value in answer.json()["predictions"])

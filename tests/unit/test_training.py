@@ -93,6 +93,7 @@ def test_estimator_names_match_candidates() -> None:
         "logistic_regression",
         "random_forest",
         "hist_gradient_boosting",
+        "lightgbm",
     )
 
 
