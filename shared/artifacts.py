@@ -1,4 +1,5 @@
-"""Model files as skops archives: only the types our pipelines are made of are saved or loaded."""
+"""Model files as skops archives: only the types our pipelines (and the installed plugins' declared
+types) are made of are saved or loaded."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import zipfile
 from typing import Any
 
 from shared.errors import DataError
+from shared.plugins import installed, trusted_types
 
 # Every type found in fitted pipelines of each training candidate (numeric, one-hot, ordinal,
 # boolean and category columns; binary, multiclass and regression targets; small data and data
@@ -56,13 +58,35 @@ ALLOWED_TYPES: tuple[str, ...] = (
     "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._tree.Tree",
     "sklearn.utils._bunch.Bunch",  # a voting ensemble's named_estimators_ (a dict)
+    "shared.dates.DateParts",  # cauce's own: date columns as numbers (shared/dates.py)
 )
 
 
-def _disallowed(data: bytes) -> list[str]:
+def trusted() -> list[str]:
+    """The types a skops file may hold here: cauce's own and those the installed plugins declare."""
+    return [*ALLOWED_TYPES, *trusted_types()]
+
+
+def _foreign(data: bytes) -> set[str]:
     import skops.io as sio  # with scikit-learn: loaded by the processes that use a skops file
 
-    return sorted(set(sio.get_untrusted_types(data=data)) - set(ALLOWED_TYPES))
+    return set(sio.get_untrusted_types(data=data)) - set(ALLOWED_TYPES)
+
+
+def _disallowed(data: bytes) -> list[str]:
+    return sorted(_foreign(data) - set(trusted_types()))
+
+
+def plugins_needed(data: bytes) -> list[dict[str, str]]:
+    """The installed plugins whose declared types a skops file holds, as version records keep
+    them (a plugin that declares none of them is not needed to load it)."""
+    foreign = _foreign(data)
+    return [
+        plugin.record()
+        for kind in installed().values()
+        for plugin in kind.values()
+        if foreign & set(plugin.declared.trusted)
+    ]
 
 
 def dump_model(obj: Any) -> bytes:
@@ -74,7 +98,9 @@ def dump_model(obj: Any) -> bytes:
     if refused:
         raise ValueError(
             f"refusing to save a model containing types outside the allow-list: "
-            f"{', '.join(refused)}; add them to shared.artifacts.ALLOWED_TYPES only after review"
+            f"{', '.join(refused)}; a plugin's types are saved only when the plugin declares "
+            "them (shared.plugins, trusted); cauce's own go in shared.artifacts.ALLOWED_TYPES "
+            "after review"
         )
     return data
 
@@ -93,9 +119,10 @@ def load_model(data: bytes) -> Any:
     if refused:
         raise DataError(
             f"the model file contains types that are not trusted: {', '.join(refused)}; "
-            "it was not produced by cauce's training, so it will not be loaded",
+            "it was not produced by cauce's training with the plugins installed here, so it "
+            "will not be loaded",
             field="model",
         )
     import skops.io as sio
 
-    return sio.loads(data, trusted=list(ALLOWED_TYPES))
+    return sio.loads(data, trusted=trusted())

@@ -164,6 +164,19 @@ class Tuning(Strict):
         return value
 
 
+class FeatureStepSpec(Strict):
+    use: str  # an installed feature step's entry-point name (shared/plugins.py)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Features(Strict):
+    # Installed feature steps, in order, fitted on the training split before the built-in
+    # imputation and encoding, or instead of them with `builtin: false` (the steps then must
+    # leave only numbers).
+    steps: list[FeatureStepSpec] = Field(default_factory=list)
+    builtin: bool = True
+
+
 class Gate(Strict):
     min_improvement: float = Field(default=0.0, ge=0)
 
@@ -178,6 +191,7 @@ class PipelineSpec(Strict):
     models: list[ModelSpec] | None = None
     tuning: Tuning = Field(default_factory=Tuning)
     gate: Gate = Field(default_factory=Gate)
+    features: Features = Field(default_factory=Features)
     cache: bool = True
     # The rows the served model is fitted on once evaluate measured it on the test split:
     # train_validation (the training and validation splits), all (test rows too) or train
@@ -286,14 +300,25 @@ def check_grids(models: list[ModelSpec]) -> None:
             )
 
 
-def check_models(models: list[ModelSpec], *, task: str) -> None:
-    """Check each model names an estimator of `task` and searches only parameters it has."""
+def is_plugin(name: str) -> bool:
+    """Whether an estimator or step name is a plugin's: plugins' names are dotted (acme.model)."""
+    return "." in name
+
+
+def check_models(models: list[ModelSpec], *, task: str, plugins: bool = False) -> None:
+    """Check each model names an estimator of `task` and searches only parameters it has; a
+    plugin's (a dotted name) is checked against the installed plugins only when `plugins`."""
     for index, model in enumerate(models):
+        where = f"models[{index}].estimator"
+        if is_plugin(model.estimator):
+            if plugins:
+                _check_plugin_model(model, task=task, where=f"models[{index}]")
+            continue
         if model.estimator not in ESTIMATORS[task]:
             raise SpecError(
-                f"models[{index}].estimator: unknown {task} estimator {model.estimator!r}; "
-                f"use one of: {', '.join(ESTIMATORS[task])}",
-                field=f"models[{index}].estimator",
+                f"{where}: unknown {task} estimator {model.estimator!r}; use one of: "
+                f"{', '.join(ESTIMATORS[task])}, or an installed plugin's (cauce plugins)",
+                field=where,
             )
         known = PARAMETERS[task][model.estimator]
         for name in model.search:
@@ -305,8 +330,35 @@ def check_models(models: list[ModelSpec], *, task: str) -> None:
                 )
 
 
+def _check_plugin_model(model: ModelSpec, *, task: str, where: str) -> None:
+    from shared import plugins  # the installed packages are read only where a run resolves
+
+    plugin = plugins.estimator(model.estimator, task=task, field=f"{where}.estimator")
+    declared = plugin.declared
+    assert isinstance(declared, plugins.Estimator)
+    known = sorted(declared.build(task).get_params(deep=False))
+    for name in model.search:
+        if name not in known:
+            raise SpecError(
+                f"{where}.search.{name}: {model.estimator} has no parameter {name!r}; known "
+                f"parameters: {', '.join(known)}",
+                field=f"{where}.search.{name}",
+            )
+
+
+def check_features(features: Features) -> None:
+    """Check each feature step is installed and its params are what it takes."""
+    from shared import plugins
+
+    for index, step in enumerate(features.steps):
+        where = f"features.steps[{index}]"
+        plugin = plugins.feature_step(step.use, field=f"{where}.use")
+        plugins.step_params(plugin, step.params, field=f"{where}.params")
+
+
 def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> ResolvedSpec:
-    """Fill the target, task, metric and candidate models, checking they fit the task."""
+    """Fill the target, task, metric and candidate models, checking they fit the task and that
+    the plugins it names are installed here."""
     metric = spec.metric or DEFAULT_METRIC[task]
     if metric not in METRICS or METRICS[metric].task != task:
         allowed = ", ".join(sorted(m for m in METRICS if METRICS[m].task == task))
@@ -314,7 +366,8 @@ def resolve_spec(spec: PipelineSpec, *, target: str, task: str) -> ResolvedSpec:
             f"metric {metric!r} does not fit a {task} task; use one of: {allowed}", field="metric"
         )
     models = spec.models or [ModelSpec(estimator=name) for name in DEFAULT_ESTIMATORS[task]]
-    check_models(models, task=task)
+    check_models(models, task=task, plugins=True)
+    check_features(spec.features)
     return ResolvedSpec.model_validate(
         {**dict(spec), "target": target, "task": task, "metric": metric, "models": models}
     )

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from shared import layout
 from shared.errors import NotFound, SpecError
 from shared.scoring import METRICS
-from shared.spec import ESTIMATORS, PipelineSpec, load_yaml
+from shared.spec import ESTIMATORS, PipelineSpec, is_plugin, load_yaml
 from shared.storage import Store, check_name
 
 # Form inputs by spec path; `models` is edited as a YAML list. Fields the form does not show
@@ -135,7 +135,7 @@ def _fit_problems(raw: Mapping[str, Any]) -> dict[str, str]:
     if task in ESTIMATORS and isinstance(models, list):
         for index, model in enumerate(models):
             name = model.get("estimator") if isinstance(model, dict) else None
-            if isinstance(name, str) and name not in ESTIMATORS[task]:
+            if isinstance(name, str) and not is_plugin(name) and name not in ESTIMATORS[task]:
                 found.setdefault(
                     "models",
                     f"models[{index}].estimator: unknown {task} estimator {name!r}; "

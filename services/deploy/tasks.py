@@ -12,8 +12,9 @@ from celery import Celery
 from services.deploy.export import MAX_CHECK_ROWS, export_checked
 from services.deploy.promotion import already_promoted, version_meta
 from services.deploy.refit import refit
-from shared.artifacts import dump_model, load_model
+from shared.artifacts import dump_model, load_model, plugins_needed
 from shared.context import StageContext
+from shared.plugins import register_converters, without_converter
 from shared.registry import move_alias, register_version, serving_runtime
 from shared.results import Deployed
 from shared.stage import create_stage_worker
@@ -45,6 +46,7 @@ def deploy(ctx: StageContext) -> Deployed:
         model = dump_model(served)
         if meta["task"] == "classification":
             meta["classes"] = served.classes_.tolist()
+    meta["plugins"] = plugins_needed(model)  # a prediction service must have these installed
     onnx, meta["onnx"] = export(ctx, served, meta)
     meta.update(serving_runtime(meta))
     files = {ONNX_FILE: onnx} if onnx is not None else {}
@@ -82,9 +84,15 @@ def export(
 ) -> tuple[bytes | None, dict[str, Any]]:
     """Try the ONNX export, checked against scikit-learn on this run's test split (its first
     MAX_CHECK_ROWS rows of the input columns: all that the check reads)."""
+    plain = without_converter(meta["plugins"])
+    if plain:
+        reason = f"plugin {', '.join(plain)} declares no ONNX converter"
+        ctx.log.info("ONNX export: not tried (%s)", reason)
+        return None, {"passed": False, "reason": reason, "file": None}
     inputs = meta["signature"]["inputs"]
     body = io.BytesIO(ctx.store.get_bytes(ctx.key("test.parquet", "preprocess")))
     rows = pd.read_parquet(body, columns=[column["name"] for column in inputs])
+    register_converters(plugin["name"] for plugin in meta["plugins"])
     onnx, check = export_checked(
         estimator,
         rows.head(MAX_CHECK_ROWS),

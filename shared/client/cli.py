@@ -390,6 +390,47 @@ def models(pipeline: str | None, as_json: bool) -> None:
             click.echo(f"{'':<22}served by {item['runtime']}: {item['runtime_reason']}")
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """List the installed plugins' feature steps and estimators with their parameters."""
+    from shared.plugins import installed
+
+    found = [plugin.describe() for kind in installed().values() for plugin in kind.values()]
+    if as_json:
+        _emit(found)
+        return
+    if not found:
+        click.echo("no plugins installed (README, Your own steps)")
+    for item in found:
+        runtime = "onnx" if item["onnx"] else "skops"
+        click.echo(
+            f"{item['kind']:<9} {item['name']:<24} {item['package']} {item['version']}  "
+            f"served by {runtime}"
+        )
+        if item["description"]:
+            click.echo(f"{'':<10}{item['description']}")
+        if item["kind"] == "estimator":
+            click.echo(f"{'':<10}tasks: {', '.join(item['tasks'])}")
+            named = item["space"]
+        else:
+            named = item["params"]
+        for name, about in named.items():
+            click.echo(f"{'':<10}{name}: {_param(about)}")
+
+
+def _param(about: Any) -> str:
+    """A parameter as `cauce plugins` shows it: its type and default, or its search range."""
+    if not isinstance(about, dict) or "title" not in about:
+        return json.dumps(about)
+    text = about.get("type", "any")
+    if "default" in about:
+        text += f" = {json.dumps(about['default'])}"
+    else:
+        text += " (required)"
+    return text + (f"  {about['description']}" if about.get("description") else "")
+
+
 def _number(value: Any) -> str:
     """A metric as a person reads it: four significant digits, whole numbers when large."""
     if not isinstance(value, int | float) or isinstance(value, bool):

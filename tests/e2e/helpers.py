@@ -45,7 +45,10 @@ def wait_served(url: str, pipeline: str, version: int, *, timeout: float = 30) -
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        response = requests.get(f"{url}/v2/models/{pipeline}", timeout=5)
+        try:
+            response = requests.get(f"{url}/v2/models/{pipeline}", timeout=5)
+        except requests.Timeout:  # a worker loading a skops model first imports scikit-learn
+            continue
         if response.status_code == 200:
             body = response.json()
             if str(version) in [str(v) for v in body.get("versions", [])]:
