@@ -166,6 +166,29 @@ def test_a_dropped_file_is_answered_by_the_deployed_model(stack: ComposeStack) -
     assert run["source"] == "incoming/churn/churn.csv"
 
 
+PLUGIN_SPEC = b"""target: churned
+features:
+  steps:
+    - use: example.ratio
+      params: {numerator: total_charges, denominator: tenure_months}
+models: [{estimator: logistic_regression}]
+"""
+
+
+def test_a_plugin_installed_through_the_build_argument_trains_and_serves(
+    stack: ComposeStack,
+) -> None:
+    listed = stack.compose("exec", "-T", "serve", "cauce", "plugins", "--json").stdout
+    assert '"name": "example.ratio"' in listed and '"name": "example.robust"' in listed
+    run = wait_run(stack.store, drop(stack, "plugged", spec=PLUGIN_SPEC))
+    assert run["state"] == "succeeded", run["error"]
+    version = stack.store.get_json(f"models/plugged/versions/{run['model_version']}/version.json")
+    assert [p["name"] for p in version["plugins"]] == ["example.ratio"]
+    assert version["runtime"] == "skops"
+    body = wait_prediction(stack, "plugged")
+    assert body["model_version"] == str(run["model_version"])
+
+
 def test_only_s3_and_serving_are_published_on_loopback_and_nothing_runs_as_root(
     stack: ComposeStack,
 ) -> None:
