@@ -61,6 +61,8 @@ def test_a_feature_step_is_fitted_saved_with_skops_and_served(plugged: Stack) ->
     )
     models = plugged.cli("models", "ratios").stdout
     assert "served by skops: no ONNX export: plugin example.ratio declares" in models
+    page = requests.get(f"{plugged.settings.console_url}/models/ratios", timeout=10).text
+    assert "plugins: example.ratio (cauce-example-plugin 0.1.0)" in page
 
     wait_served(plugged.settings.serve_url, "ratios", run["model_version"], timeout=60)
     rows = [{"spend": 50.0, "visits": 5, "city": "a"}, {"spend": 12.0, "visits": 4, "city": "b"}]
