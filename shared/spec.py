@@ -176,6 +176,12 @@ class Features(Strict):
     steps: list[FeatureStepSpec] = Field(default_factory=list)
     builtin: bool = True
 
+    @model_validator(mode="after")
+    def _something_makes_features(self) -> Features:
+        if not self.builtin and not self.steps:
+            raise ValueError("builtin: false needs at least one step to make the features")
+        return self
+
 
 class Gate(Strict):
     min_improvement: float = Field(default=0.0, ge=0)

@@ -165,3 +165,27 @@ def test_without_the_plugin_the_model_is_refused(site: Path) -> None:
             [{"name": "example.ratio", "kind": "feature", "package": "cauce-example-plugin"}]
         )
     plugins.require([])  # a model of built-in parts needs nothing
+
+
+def test_steps_instead_of_the_built_in_encoding_must_leave_numbers(installed: Path) -> None:
+    from services.preprocess.features import build_features
+
+    frame = ratio_frame()
+    X = frame.drop(columns=["y"])
+    steps = parse_spec(RATIO_SPEC).features.steps
+    with pytest.raises(DataError) as caught:
+        build_features(X, steps=steps, builtin=False)
+    assert caught.value.field == "features.builtin" and "city is not" in str(caught.value)
+
+    numbers = X.drop(columns=["city"])
+    transformer = build_features(numbers, steps=steps, builtin=False).fit(numbers)
+    out = transformer.transform(numbers.head(2))
+    assert list(out.columns) == ["spend", "visits", "spend_per_visits"]
+    assert out["spend_per_visits"].tolist() == pytest.approx(
+        (numbers["spend"] / numbers["visits"]).head(2).tolist()
+    )
+
+
+def test_no_built_in_encoding_and_no_steps_is_refused_when_the_spec_is_read() -> None:
+    with pytest.raises(SpecError, match="features: Value error, builtin: false needs at least"):
+        parse_spec("features: {builtin: false}")
