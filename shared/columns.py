@@ -13,10 +13,12 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
 
+from shared.datetext import as_text, example, parse
 from shared.errors import RequestError
 
 Columns = dict[str, list[Any]]
@@ -68,6 +70,8 @@ def wrong_value(name: str, row: int, value: Any, expected: str) -> RequestError:
 
 
 def _is_missing(value: Any) -> bool:
+    if isinstance(value, date):  # NaT, a missing timestamp, is a datetime unequal to itself
+        return bool(value != value)
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -123,6 +127,8 @@ def _each_text(name: str, values: list[Any]) -> list[Any]:
             out.append(None)
         elif isinstance(value, str):
             out.append(value)
+        elif as_text(value) is not None:  # a date or timestamp (from a Parquet file), as ISO text
+            out.append(as_text(value))
         elif _is_number(value):
             # A category such as a size "3" may arrive as a JSON number; match the CSV text.
             number = float(value)
@@ -154,6 +160,7 @@ class Column:
     kind: str
     values: np.ndarray
     missing: np.ndarray | None = None  # for text: where a value was missing
+    when: np.ndarray | None = None  # for a date column: its dates, datetime64 (NaT if missing)
 
 
 def to_text(name: str, values: list[Any]) -> Column:
@@ -162,6 +169,21 @@ def to_text(name: str, values: list[Any]) -> Column:
     array = np.array(values if plain else _each_text(name, values), dtype=object)
     missing = np.array([not isinstance(v, str) for v in array.tolist()], dtype=bool)
     return Column("string", array, missing)
+
+
+def to_dates(name: str, form: str, values: list[Any]) -> Column:
+    """A date column: its text (as to_text gives it) and its dates; RequestError naming the
+    column for the first value that is not a date in `form` (empty text counts as missing)."""
+    text = to_text(name, values).values
+    when = parse(text.tolist(), form)
+    blank = np.array([not isinstance(v, str) or not v.strip() for v in text.tolist()], dtype=bool)
+    bad = np.isnat(when) & ~blank
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise wrong_value(name, row, text[row], f"a date like {example(form)}")
+    kept = text.copy()
+    kept[blank] = None
+    return Column("string", kept, blank, when)
 
 
 def to_flags(name: str, values: list[Any]) -> Column:
@@ -178,6 +200,7 @@ class CompiledSignature:
     names: tuple[str, ...]
     kinds: tuple[str, ...]
     ignored: frozenset[str] = frozenset()  # columns a request may hold and the model never reads
+    forms: tuple[str | None, ...] = ()  # a date column's form (shared.datetext), else None
 
     @classmethod
     def compile(
@@ -195,7 +218,8 @@ class CompiledSignature:
                 )
         names = tuple(s["name"] for s in signature)
         kinds = tuple(s["type"] for s in signature)
-        return cls(names, kinds, frozenset(n for n in ignored if n) - set(names))
+        forms = tuple(s.get("format") for s in signature)
+        return cls(names, kinds, frozenset(n for n in ignored if n) - set(names), forms)
 
     def check(self, columns: Columns) -> dict[str, Column]:
         """Typed columns in signature order; RequestError naming the column otherwise."""
@@ -208,9 +232,10 @@ class CompiledSignature:
             unknown = next(name for name in columns if name not in self.names)
             raise unknown_column(unknown, self.names)
         numbers = self._plain_numbers(columns)
+        forms = self.forms or (None,) * len(self.names)
         return {
-            name: numbers[name] if name in numbers else self._cast(name, kind, columns[name])
-            for name, kind in zip(self.names, self.kinds, strict=True)
+            name: numbers[name] if name in numbers else self._cast(name, kind, form, columns[name])
+            for name, kind, form in zip(self.names, self.kinds, forms, strict=True)
         }
 
     def _plain_numbers(self, columns: Columns) -> dict[str, Column]:
@@ -228,7 +253,9 @@ class CompiledSignature:
             return {}
         return {name: Column("double", matrix[i]) for i, name in enumerate(names)}
 
-    def _cast(self, name: str, kind: str, values: list[Any]) -> Column:
+    def _cast(self, name: str, kind: str, form: str | None, values: list[Any]) -> Column:
+        if form:
+            return to_dates(name, form, values)
         if kind in ("double", "long"):
             return Column(kind, to_numbers(name, kind, values))
         if kind == "string":

@@ -4,13 +4,14 @@ the scikit-learn pipeline loaded from skops. Both answer the same shape; neither
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from shared.columns import Column
+from shared.datetext import part_names, parts
 from shared.errors import CauceError, RequestError
 from shared.registry import read_artifact
 from shared.storage import Store
@@ -88,12 +89,21 @@ class SklearnScorer:
         return Scored(predictions, proba)
 
 
-def onnx_feeds(columns: dict[str, Column]) -> dict[str, np.ndarray]:
+def onnx_feeds(
+    columns: dict[str, Column], inputs: Collection[str] | None = None
+) -> dict[str, np.ndarray]:
     """One [rows, 1] tensor per input: float64 for numbers, text (and flags as text) with the
-    sentinel for a missing value."""
+    sentinel for a missing value. A date column whose parts are the graph's `inputs` (deploy
+    exports what follows shared.dates.DateParts) is fed as those parts, NaN where missing."""
     feeds: dict[str, np.ndarray] = {}
     for name, column in columns.items():
-        if column.kind == "string":
+        if column.when is not None and inputs is not None and name not in inputs:
+            for part, values in zip(
+                part_names(name, hour=True), parts(column.when, hour=True).values(), strict=True
+            ):
+                if part in inputs:
+                    feeds[part] = values.reshape(-1, 1)
+        elif column.kind == "string":
             assert column.missing is not None
             values = column.values
             if column.missing.any():
@@ -124,12 +134,13 @@ class OnnxScorer:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.outputs = [output.name for output in self.session.get_outputs()]
+        self.inputs = frozenset(i.name for i in self.session.get_inputs())
         self.classify = classify
 
     def score(self, columns: dict[str, Column]) -> Scored:
         """Run the graph: label and probabilities for classifiers, the value for regressors."""
         try:
-            results = self.session.run(self.outputs, onnx_feeds(columns))
+            results = self.session.run(self.outputs, onnx_feeds(columns, self.inputs))
         except Exception as exc:  # onnxruntime raises its own exception types
             raise RequestError(
                 f"the model could not score these rows: {exc}", field="inputs", status=422

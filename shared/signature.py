@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,15 @@ def column_type(column: pd.Series) -> str:
     return "string"
 
 
-def input_signature(X: pd.DataFrame) -> list[dict[str, str]]:
-    """Describe each feature column as {"name", "type"} with an MLflow ColSpec type name."""
-    return [{"name": str(name), "type": column_type(X[name])} for name in X.columns]
+def input_signature(
+    X: pd.DataFrame, *, dates: Mapping[str, str] | None = None
+) -> list[dict[str, str]]:
+    """Describe each feature column as {"name", "type"} with an MLflow ColSpec type name; a date
+    column (in `dates`, name -> form) is text in its form: {"type": "string", "format": ...}."""
+    dates = dates or {}
+    return [
+        {"name": str(name), "type": "string", "format": dates[str(name)]}
+        if str(name) in dates
+        else {"name": str(name), "type": column_type(X[name])}
+        for name in X.columns
+    ]

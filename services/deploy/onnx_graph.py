@@ -33,6 +33,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
+from shared.dates import DateParts
 from shared.runtime import MISSING_TEXT
 
 OPSETS = {"": 18, "ai.onnx.ml": 3}
@@ -119,10 +120,26 @@ def _with_opsets(model: ModelProto) -> ModelProto:
     return model
 
 
+def _after_dates(
+    transformer: Any, signature: list[dict[str, str]]
+) -> tuple[Any, list[dict[str, str]]]:
+    """What of the features transformer goes in the graph, and its inputs: DateParts in front
+    stays out (serving expands the dates, shared.runtime.onnx_feeds), its parts are inputs."""
+    steps = [step for _, step in getattr(transformer, "steps", [])]
+    if not any(isinstance(step, DateParts) for step in steps):
+        return transformer, signature
+    if len(steps) != 2 or not isinstance(steps[0], DateParts):
+        raise ValueError("dates are exported to ONNX only when DateParts is the first step")
+    kinds = {s["name"]: s["type"] for s in signature}
+    names = [str(name) for name in steps[1].feature_names_in_]
+    return steps[1], [{"name": n, "type": kinds.get(n, "double")} for n in names]
+
+
 def _transformer(transformer: Any, signature: list[dict[str, str]]) -> ModelProto:
     """The features transformer with one float64 output, FEATURES."""
     from skl2onnx import convert_sklearn
 
+    transformer, signature = _after_dates(transformer, signature)
     graph = convert_sklearn(transformer, initial_types=_inputs(signature), target_opset=OPSETS)
     _double_imputers(graph.graph, _numeric_fills(transformer))
     output = graph.graph.output.pop()

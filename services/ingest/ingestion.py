@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shared.datetext import ISO, FormTally, detect
 from shared.errors import DataError, plain
 from shared.signature import column_type
 from shared.spec import MIN_ROWS_PER_CLASS
@@ -207,8 +209,18 @@ def _check_target_values(y: pd.Series, *, task: str) -> None:
         )
 
 
-def _kind(column: pd.Series) -> str:
+def date_form(column: pd.Series) -> str | None:
+    """The form requests write a date column in (shared.datetext): "iso" for timestamps and
+    dates, the detected one for text; None for a column that does not hold dates."""
     if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return ISO
+    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return None
+    return detect(column.dropna().astype(str))
+
+
+def _kind(column: pd.Series) -> str:
+    if date_form(column) is not None:
         return "datetime"
     return PROFILE_KINDS[column_type(column)]
 
@@ -218,9 +230,16 @@ def _json(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
         return None
-    if isinstance(value, pd.Timestamp):
+    if isinstance(value, date):  # a Timestamp, or a Parquet date
         return value.isoformat()
     return value
+
+
+def _timestamps(present: pd.Series) -> bool:
+    """Whether a column holds timestamps or dates (from Parquet), not text."""
+    if pd.api.types.is_datetime64_any_dtype(present.dtype):
+        return True
+    return bool(len(present)) and all(isinstance(v, date) for v in present)
 
 
 def _profile_column(column: pd.Series, kind: str) -> dict[str, Any]:
@@ -230,10 +249,12 @@ def _profile_column(column: pd.Series, kind: str) -> dict[str, Any]:
         "missing": int(len(column) - len(present)),
         "distinct": int(present.nunique()),
     }
+    if kind == "datetime":
+        stats["format"] = date_form(column)
     if kind in ("number", "integer") and len(present):
         for name in ("min", "max", "mean", "std"):
             stats[name] = _json(float(getattr(present, name)()))
-    elif kind == "datetime" and len(present):
+    elif kind == "datetime" and _timestamps(present):
         stats.update(min=_json(present.min()), max=_json(present.max()))
     else:
         top = present.astype(str).value_counts().head(5)
@@ -287,6 +308,9 @@ class _ColumnSketch:
         self.high: Any = None
         self.top: Counter[str] = Counter()
         self.top_pruned = False
+        # Text columns are dates if (nearly) all their values are, in one form.
+        text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        self.dates = FormTally() if text else None
 
     def add(self, column: pd.Series) -> None:
         present = column.dropna()
@@ -304,12 +328,15 @@ class _ColumnSketch:
         else:
             text = present.astype(str)
             hashed = pd.util.hash_array(text.to_numpy(dtype=object))
-            if pd.api.types.is_datetime64_any_dtype(present.dtype):
+            if pd.api.types.is_datetime64_any_dtype(present.dtype) or pa.types.is_date(self.type):
                 low, high = present.min(), present.max()
                 self.low = low if self.low is None else min(self.low, low)
                 self.high = high if self.high is None else max(self.high, high)
             else:
-                self.top.update(text.value_counts(sort=False).to_dict())
+                counts = text.value_counts(sort=False).to_dict()
+                self.top.update(counts)
+                if self.dates is not None and self.dates.misses:
+                    self.dates.add(counts)
                 if len(self.top) > 2 * TOP_KEPT:
                     self.top = Counter(dict(self.top.most_common(TOP_KEPT)))
                     self.top_pruned = True
@@ -340,9 +367,14 @@ class _ColumnSketch:
             return "number"
         if pa.types.is_boolean(kind):
             return "boolean"
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or self.form() is not None:
             return "datetime"
         return "string"
+
+    def form(self) -> str | None:
+        if pa.types.is_timestamp(self.type) or pa.types.is_date(self.type):
+            return ISO
+        return self.dates.form() if self.dates is not None else None
 
     def distinct(self) -> int:
         if not self.full:
@@ -358,12 +390,14 @@ class _ColumnSketch:
             "distinct": self.distinct(),
         }
         estimated = ["distinct"] if self.full else []
+        if kind == "datetime":
+            stats["format"] = self.form()
         if kind in ("number", "integer") and self.count:
             std = (self.m2 / (self.count - 1)) ** 0.5 if self.count > 1 else float("nan")
             for name, value in (("min", self.low), ("max", self.high), ("mean", self.mean)):
                 stats[name] = _json(float(value))
             stats["std"] = _json(std)
-        elif kind == "datetime" and self.count:
+        elif kind == "datetime" and self.low is not None:
             stats.update(min=_json(self.low), max=_json(self.high))
         else:
             top = self.top.most_common(5)

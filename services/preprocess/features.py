@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -11,11 +14,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from shared.dates import DateParts
 from shared.errors import DataError, SpecError, plain
 from shared.signature import input_signature
 from shared.spec import MIN_ROWS_PER_CLASS
 
-__all__ = ["build_transformer", "input_signature", "split_frame"]
+__all__ = ["build_transformer", "date_columns", "input_signature", "split_frame"]
 
 # Beyond this many categories one-hot columns swamp the numbers; ordinal codes stay one column.
 ONE_HOT_MAX_CATEGORIES = 20
@@ -120,11 +124,26 @@ def _pipelines() -> dict[str, Pipeline]:
     }
 
 
-def build_transformer(X: pd.DataFrame) -> ColumnTransformer:
-    """Build an unfitted transformer: median+scale for numbers, impute+encode for categories.
+def date_columns(profile: dict[str, Any], columns: Iterable[str]) -> dict[str, str]:
+    """The columns ingest's profile found to hold dates, each with its form (shared.datetext)."""
+    found = profile.get("columns", {})
+    return {
+        name: found[name]["format"]
+        for name in columns
+        if profile.get("schema", {}).get(name) == "datetime" and found[name].get("format")
+    }
+
+
+def build_transformer(
+    X: pd.DataFrame, *, dates: Mapping[str, str] | None = None
+) -> ColumnTransformer | Pipeline:
+    """Build an unfitted transformer: median+scale for numbers, impute+encode for categories,
+    after the `dates` columns (name -> form) are expanded into numbers by DateParts.
 
     Gaps must be NaN, as read_table and shared.runtime.frame give them; the imputers skip None.
     """
+    if dates:
+        return _with_dates(X, dates)
     pipelines = _pipelines()
     steps = [(kind, pipelines[kind], cols) for kind, cols in _column_groups(X).items() if cols]
     if not steps:
@@ -133,3 +152,13 @@ def build_transformer(X: pd.DataFrame) -> ColumnTransformer:
             "add such a column to the table",
         )
     return ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
+
+
+def _with_dates(X: pd.DataFrame, dates: Mapping[str, str]) -> Pipeline:
+    """DateParts, then the built-in encoding of what it gives: the parts are numbers. DateParts
+    is in front of the ColumnTransformer, not inside it, so that deploy can export the rest to
+    ONNX with the parts as inputs (serving expands the dates with the same code)."""
+    parts = DateParts(dict(dates)).fit(X)  # which dates carry times, so which parts there are
+    names = [str(n) for n in parts.get_feature_names_out()]
+    expanded = X.assign(**{name: 0.0 for name in names if name not in X.columns})[names]
+    return Pipeline([("dates", parts), ("columns", build_transformer(expanded))])

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery
 
-from services.preprocess.features import build_transformer, split_frame
+from services.preprocess.features import build_transformer, date_columns, split_frame
 from shared.artifacts import dump_model
 from shared.context import StageContext
 from shared.results import Preprocessed
@@ -43,9 +43,10 @@ def preprocess(ctx: StageContext) -> Preprocessed:
     for name, part in parts.items():
         ctx.store.put_frame(ctx.key(f"{name}.parquet"), part)
     features = parts["train"].drop(columns=[spec.target])
-    transformer = build_transformer(features).fit(features)
+    dates = date_columns(ctx.store.get_json(ctx.key("profile.json", "ingest")), features.columns)
+    transformer = build_transformer(features, dates=dates).fit(features)
     ctx.store.put_bytes(ctx.key("transformer.skops"), dump_model(transformer))
-    ctx.store.put_json(ctx.key("signature.json"), input_signature(features))
+    ctx.store.put_json(ctx.key("signature.json"), input_signature(features, dates=dates))
     return Preprocessed(
         rows={name: len(part) for name, part in parts.items()},
         features=len(features.columns),
