@@ -35,29 +35,34 @@ class DateParts(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DateParts:
         """Learn the input columns and which date columns carry times of day (they get an hour)."""
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **params: Any) -> pd.DataFrame:
+        """fit, then transform, reading each date column once (parsing is most of the cost)."""
         missing = [name for name in self.columns if name not in X.columns]
         if missing:
             raise ValueError(f"date column {missing[0]!r} is not in the data")
         self.feature_names_in_ = [str(name) for name in X.columns]
         self.n_features_in_ = len(self.feature_names_in_)
-        self.hours_ = {
-            name: has_times(_dates(X[name], form)) for name, form in self.columns.items()
-        }
-        return self
+        dates = {name: _dates(X[name], form) for name, form in self.columns.items()}
+        self.hours_ = {name: has_times(when) for name, when in dates.items()}
+        return self._expand(X, dates)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The frame with each date column replaced by its parts (float64, NaN where unknown)."""
         check_is_fitted(self, "hours_")
+        return self._expand(X, {name: _dates(X[name], form) for name, form in self.columns.items()})
+
+    def _expand(self, X: pd.DataFrame, dates: dict[str, np.ndarray]) -> pd.DataFrame:
         out: dict[str, Any] = {}
         for name in self.feature_names_in_:
-            if name not in self.columns:
+            if name not in dates:
                 out[name] = X[name]
                 continue
-            found = parts(_dates(X[name], self.columns[name]), hour=self.hours_[name])
-            for part, values in zip(
-                part_names(name, hour=self.hours_[name]), found.values(), strict=True
-            ):
-                out[part] = values
+            hour = self.hours_[name]
+            found = parts(dates[name], hour=hour)
+            out.update(zip(part_names(name, hour=hour), found.values(), strict=True))
         return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
