@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,10 +16,11 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from shared.dates import DateParts
 from shared.errors import DataError, SpecError, plain
+from shared.plugins import build_step
 from shared.signature import input_signature
-from shared.spec import MIN_ROWS_PER_CLASS
+from shared.spec import MIN_ROWS_PER_CLASS, FeatureStepSpec
 
-__all__ = ["build_transformer", "date_columns", "input_signature", "split_frame"]
+__all__ = ["build_features", "build_transformer", "date_columns", "input_signature", "split_frame"]
 
 # Beyond this many categories one-hot columns swamp the numbers; ordinal codes stay one column.
 ONE_HOT_MAX_CATEGORIES = 20
@@ -122,6 +123,54 @@ def _pipelines() -> dict[str, Pipeline]:
         "onehot": Pipeline([("impute", most_frequent), ("encode", onehot)]),
         "ordinal": Pipeline([("impute", clone(most_frequent)), ("encode", ordinal)]),
     }
+
+
+def build_features(
+    X: pd.DataFrame,
+    *,
+    steps: Sequence[FeatureStepSpec] = (),
+    builtin: bool = True,
+    dates: Mapping[str, str] | None = None,
+) -> Pipeline | ColumnTransformer:
+    """The unfitted feature transformer of a spec: its installed feature steps (shared.plugins),
+    in order, then the built-in imputation and encoding (unless `builtin` is off) for the
+    columns the steps leave. The steps are fitted on X here to see those columns."""
+    if not steps:
+        return build_transformer(X, dates=dates)
+    named = [(f"{i}:{s.use}", build_step(s.use, s.params)) for i, s in enumerate(steps)]
+    for _, step in named:  # the built-in encoding picks columns by name: steps give frames
+        if hasattr(step, "set_output"):
+            step.set_output(transform="pandas")
+    fitted = Pipeline([(name, clone(step)) for name, step in named])
+    fitted.set_output(transform="pandas")
+    try:
+        after = fitted.fit_transform(X)
+    except Exception as exc:  # the user's code: its message is what a person needs
+        raise DataError(
+            f"feature step failed on the training split: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(after, pd.DataFrame):
+        raise DataError(f"feature steps must return a pandas frame, got {type(after).__name__}")
+    if builtin:  # the date columns the steps leave are expanded, then encoded
+        left = {name: form for name, form in (dates or {}).items() if name in after.columns}
+        tail = build_transformer(after, dates=left)
+        return Pipeline(
+            [*named, *(tail.steps if isinstance(tail, Pipeline) else [("columns", tail)])]
+        )
+    _check_numbers(after)
+    return Pipeline(named)
+
+
+def _check_numbers(frame: pd.DataFrame) -> None:
+    """With `builtin: false` the steps' output is what the estimators get: numbers only."""
+    text = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c].dtype)]
+    if text:
+        raise DataError(
+            f"with features.builtin: false the feature steps must leave only numbers; "
+            f"{', '.join(text[:5])} {'is' if len(text) == 1 else 'are'} not: encode "
+            "them in a step or keep the built-in encoding",
+            field="features.builtin",
+        )
 
 
 def date_columns(profile: dict[str, Any], columns: Iterable[str]) -> dict[str, str]:

@@ -7,9 +7,10 @@ from typing import Any
 
 from celery import Celery
 
-from services.preprocess.features import build_transformer, date_columns, split_frame
+from services.preprocess.features import build_features, date_columns, split_frame
 from shared.artifacts import dump_model
 from shared.context import StageContext
+from shared.plugins import feature_step
 from shared.results import Preprocessed
 from shared.signature import input_signature
 from shared.stage import create_stage_worker
@@ -24,7 +25,9 @@ def cache_inputs(ctx: StageContext) -> dict[str, Any]:
     spec = ctx.spec()
     return {
         "ingest": ctx.upstream("ingest").cache_key,
-        "spec": spec.model_dump(include={"target", "task", "split"}),
+        "spec": spec.model_dump(include={"target", "task", "split", "features"}),
+        # the steps' packages and versions: new plugin code recomputes the features
+        "plugins": [feature_step(s.use, field="features").record() for s in spec.features.steps],
     }
 
 
@@ -44,7 +47,9 @@ def preprocess(ctx: StageContext) -> Preprocessed:
         ctx.store.put_frame(ctx.key(f"{name}.parquet"), part)
     features = parts["train"].drop(columns=[spec.target])
     dates = date_columns(ctx.store.get_json(ctx.key("profile.json", "ingest")), features.columns)
-    transformer = build_transformer(features, dates=dates).fit(features)
+    transformer = build_features(
+        features, steps=spec.features.steps, builtin=spec.features.builtin, dates=dates
+    ).fit(features)
     ctx.store.put_bytes(ctx.key("transformer.skops"), dump_model(transformer))
     ctx.store.put_json(ctx.key("signature.json"), input_signature(features, dates=dates))
     return Preprocessed(
