@@ -13,6 +13,7 @@ import numpy as np
 from shared.columns import Column
 from shared.datetext import part_names, parts
 from shared.errors import CauceError, RequestError
+from shared.plugins import require as require_plugins
 from shared.registry import read_artifact
 from shared.storage import Store
 
@@ -161,6 +162,7 @@ def load_scorer(
     """onnxruntime when deploy kept an ONNX export (and `onnx` allows it), else skops. Only the
     file served is read (a blend's skops file can be tens of MB), each after the version's signed
     manifest and the file's sha256 are checked."""
+    require_plugins(record.get("plugins") or [])
     classify = record.get("task") == "classification"
     if onnx and (record.get("onnx") or {}).get("file"):
         try:
