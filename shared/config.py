@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import CauceError
@@ -71,6 +71,27 @@ class Settings(BaseSettings):
     # ... and every pool process of a worker idle this long after work is replaced by a fresh one,
     # so an idle stack gives back what its tasks left behind (0: never; shared/recycle.py).
     worker_idle_recycle_seconds: float = Field(default=10.0, ge=0)
+    # Alerts (README, "Alerts"): the watcher posts each to this URL (empty: alerts off), signed
+    # with the secret, waiting this long for an answer, trying this many times.
+    alert_url: str = ""
+    alert_secret: SecretStr | None = Field(default=None, validate_default=True)
+    alert_timeout_seconds: float = Field(default=5.0, gt=0)
+    alert_tries: int = Field(default=5, ge=1, le=10)
+
+    @field_validator("alert_url")
+    @classmethod
+    def _alert_url(cls, url: str) -> str:
+        url = url.strip()
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (or empty: alerts off)")
+        return url
+
+    @field_validator("alert_secret")
+    @classmethod
+    def _alert_secret(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("alert_url") and (secret is None or not secret.get_secret_value()):
+            raise ValueError("required when CAUCE_ALERT_URL is set (it signs every alert)")
+        return secret
 
     def console_hosts(self) -> list[str] | None:
         """The trusted Host names of the console; None when any is."""
@@ -121,6 +142,8 @@ def load_settings() -> Settings:
         return Settings(_env_file=stack_env if stack_env.exists() else None)  # type: ignore[call-arg]
     except ValidationError as exc:
         problems = "; ".join(
-            f"CAUCE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors() if e["loc"]
+            f"CAUCE_{str(e['loc'][0]).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+            if e["loc"]
         )
         raise CauceError(f"invalid settings: {problems}") from None

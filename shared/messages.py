@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -54,3 +54,27 @@ class AliasMoved(Message):
     pipeline: PipelineName
     alias: str = Field(min_length=1, max_length=100)
     version: int = Field(ge=1)
+
+
+# What an alert is about (README, "Alerts"): the value of its `event` and X-Cauce-Event.
+AlertEvent = Literal[
+    "run.failed",
+    "model.promoted",
+    "model.rolled_back",
+    "drift.detected",
+    "metric.below_threshold",
+    "alert.test",
+]
+
+
+class Alert(Message):
+    """Something a person should hear about, as the alert webhook posts it (shared/alerts.py)."""
+
+    id: str = Field(min_length=10, max_length=40, pattern=r"^[0-9A-Za-z]+$")
+    event: AlertEvent
+    time: str
+    pipeline: str | None = Field(default=None, max_length=100)
+    run_id: str | None = Field(default=None, max_length=40)
+    version: int | None = Field(default=None, ge=1)
+    message: str = Field(max_length=4000)
+    details: dict[str, Any] = Field(default_factory=dict)

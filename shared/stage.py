@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery
 from pydantic import ValidationError
 
+from shared.alerts import run_failed
 from shared.caching import cache_key, lookup, remember, restore
 from shared.config import Settings, load_settings
 from shared.context import RunLog, StageContext
@@ -225,6 +226,15 @@ class StageRunner:
         counts = {**ctx.memo.get("tries", {}), **({"attempts": attempts} if attempts else {})}
         fields = {k: v for k, v in {**counts, **fields}.items() if v is not None}
         write_status(self.store, ctx.run_id, self.stage, state=state, started=started, **fields)
+        if state == "failed":  # every stage's failure passes here; raising never fails the stage
+            reason = str(fields.get("error", ""))
+            run_failed(
+                self.settings.broker_url,
+                pipeline=ctx.pipeline,
+                run_id=ctx.run_id,
+                stage=self.stage,
+                reason=reason,
+            )
 
     def send_next(self, app: Sender, message: RunStage) -> None:
         """Enqueue the next stage of the run by name, if there is one."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from ulid import ULID
 
+from shared.alerts import model_rolled_back
 from shared.client.listing import ids_between
 from shared.errors import Conflict, DataError, NotFound
 from shared.layout import drop_key, version_key
@@ -55,6 +56,9 @@ def roll_back(
     note = reason.strip() or f"rolled back from v{now_at} to v{version} in the console"
     pointer = move_alias(store, pipeline, version, alias=alias, reason=note)
     announce_alias(broker_url, pointer)
+    model_rolled_back(
+        broker_url, pipeline=pipeline, alias=alias, version=version, previous=now_at, reason=note
+    )
     return pointer
 
 

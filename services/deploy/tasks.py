@@ -12,6 +12,7 @@ from celery import Celery
 from services.deploy.export import MAX_CHECK_ROWS, export_checked
 from services.deploy.promotion import already_promoted, version_meta
 from services.deploy.refit import refit
+from shared.alerts import model_promoted
 from shared.artifacts import dump_model, load_model, plugins_needed
 from shared.context import StageContext
 from shared.plugins import register_converters, without_converter
@@ -69,6 +70,14 @@ def deploy(ctx: StageContext) -> Deployed:
             reason=evaluation.gate.reason,
         )
         announce_alias(ctx.settings.broker_url, pointer)  # every prediction service, at once
+        model_promoted(
+            ctx.settings.broker_url,
+            pipeline=ctx.pipeline,
+            version=record["version"],
+            previous=pointer["previous"],
+            run_id=ctx.run_id,
+            reason=evaluation.gate.reason,
+        )
     ctx.log.info(
         "registered v%s (promoted: %s; served by %s%s)",
         record["version"],

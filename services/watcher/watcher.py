@@ -11,6 +11,7 @@ import uuid
 import redis
 from celery import Celery
 
+from services.watcher.alerting import start_alerts
 from services.watcher.drops import folder_of, pipeline_of, route, run_options, source_of
 from services.watcher.events import Events, serve_events
 from services.watcher.parts import (
@@ -23,6 +24,7 @@ from services.watcher.parts import (
     parts_of,
 )
 from services.watcher.recovery import LEDGER, SENT, Recovery
+from shared.alerts import run_failed
 from shared.config import Settings, load_settings
 from shared.errors import CauceError, Conflict, DataError, NotFound
 from shared.ids import new_run_id, now
@@ -264,6 +266,9 @@ class Watcher:
         )
         self.broker.sadd(SENT, run_id)
         log.warning("run %s rejected %s: %s", run_id, visible(item.key), reason)
+        run_failed(
+            self.broker, pipeline=pipeline or "", run_id=run_id, stage="watcher", reason=reason
+        )
 
     def _spec(self, pipeline: str) -> str | None:
         """The pipeline's spec text at the moment of the drop (snapshotted into the run)."""
@@ -330,6 +335,7 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     settings = load_settings()
+    start_alerts(settings, stop)  # posts alerts on a thread of its own: never blocks the scans
     if settings.events_token is not None and settings.events_token.get_secret_value():
         serve_events(
             Events(

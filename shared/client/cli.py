@@ -14,6 +14,7 @@ import requests
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from shared.alerts import new_alert
 from shared.client.render import run_lines, run_summary, search_line
 from shared.client.runlist import Reader, RunCache, runs_page
 from shared.client.submit import (
@@ -36,6 +37,7 @@ from shared.spec import parse_spec
 from shared.stack import local as stack
 from shared.storage import Store, check_name
 from shared.text import visible
+from shared.webhook import post
 
 
 def _settings() -> Settings:
@@ -516,6 +518,37 @@ def spec_set(pipeline: str, file: Path) -> None:
     click.echo(f"spec of {pipeline} set: s3://{store.bucket}/{spec_key(pipeline)}")
 
 
+@main.group()
+def alerts() -> None:
+    """Alerts posted to CAUCE_ALERT_URL (see the README, "Alerts")."""
+
+
+@alerts.command("test")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def alerts_test(as_json: bool) -> None:
+    """Post one signed `alert.test` to CAUCE_ALERT_URL (one try); exit 1 unless a 2xx answers."""
+    settings = _settings()
+    if not settings.alert_url or settings.alert_secret is None:
+        raise click.ClickException("no alert URL: set CAUCE_ALERT_URL and CAUCE_ALERT_SECRET")
+    alert = new_alert("alert.test", "a test alert sent by `cauce alerts test`")
+    secret = settings.alert_secret.get_secret_value().encode()
+    try:
+        response = post(
+            settings.alert_url, alert, secret=secret, timeout=settings.alert_timeout_seconds
+        )
+    except requests.RequestException as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise click.ClickException(f"{settings.alert_url} did not answer: {reason}") from None
+    sent = {"url": settings.alert_url, "id": alert.id, "status": response.status_code}
+    answer = response.text[:200].strip()
+    if as_json:
+        _emit({**sent, "answer": answer})
+    else:
+        click.echo(f"{settings.alert_url} answered {response.status_code} {answer}".rstrip())
+    if not 200 <= response.status_code < 300:
+        sys.exit(1)
+
+
 def not_running(where: str | None) -> str:
     """The one line a command prints when the stack it needs does not answer at `where`."""
     return (
@@ -543,7 +576,10 @@ def run_cli() -> None:
             message = not_running(_settings().s3_endpoint_url)
         else:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        other = stack.running_elsewhere(_settings())
+        try:
+            other = stack.running_elsewhere(_settings())
+        except CauceError:  # the settings themselves are what is wrong
+            other = None
         if other is not None and "CAUCE_HOME=" not in message:
             message = f"{message}; {_elsewhere(other)}"
         click.echo(f"error: {message}", err=True)
