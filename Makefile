@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test browser screenshots up down status lint format typecheck bench bench-tuning \
-	bench-serving bench-console bench-stalled bench-scale bench-scale-default bench-quality test-containers test-hosts faketime clean
+	bench-serving bench-prediction-log bench-console bench-stalled bench-scale bench-scale-default bench-quality test-containers test-hosts faketime clean
 
 # apt-get needs root; as another user, go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -93,6 +93,13 @@ bench-serving: $(STAMP)
 		{ echo "bench-serving compiles bench/openloop.c: apt-get install gcc"; exit 1; }
 	$(BIN)/python -m bench.serving
 
+# What the prediction log costs: the same model served with it off, at the default rate and for
+# every request (docs/benchmarks.md, "The prediction log").
+bench-prediction-log: $(STAMP)
+	@command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk >/dev/null 2>&1 || \
+		{ echo "bench-prediction-log needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.serving_log
+
 bench-console: $(STAMP)
 	$(BIN)/python -m bench.console
 
@@ -117,7 +124,7 @@ bench-scale-default: $(STAMP)
 # HistGradientBoosting on six tables (docs/benchmarks.md); BUDGET=30 for a quicker run.
 BUDGET ?=
 bench-quality: $(STAMP)
-	$(BIN)/python -m bench.quality $(if $(BUDGET),--budget $(BUDGET)) $(if $(TUNING),--tuning "$(TUNING)")
+	$(BIN)/python -m bench.quality $(if $(BUDGET),--budget $(BUDGET)) $(if $(TUNING),--tuning "$(TUNING)") $(if $(ESTIMATORS),--estimators "$(ESTIMATORS)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

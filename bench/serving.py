@@ -43,11 +43,18 @@ GAPS_SERVER = "cauce, trained on data with gaps (1 in 8 missing; nulls in every 
 
 
 def deploy_through_cauce(
-    store: Store, workdir: Path, pipeline: str = PIPELINE, *, gaps: float = 0.0
+    store: Store,
+    workdir: Path,
+    pipeline: str = PIPELINE,
+    *,
+    gaps: float = 0.0,
+    spec_written: bool = False,
 ) -> dict:
-    """Drop the dataset with its spec and wait until the run has deployed a version."""
+    """Drop the dataset with its spec (SPEC unless the caller wrote one) and wait until the
+    run has deployed a version."""
     store.ensure_bucket()
-    store.put_bytes(spec_key(pipeline), SPEC.encode())
+    if not spec_written:
+        store.put_bytes(spec_key(pipeline), SPEC.encode())
     data = write_dataset(workdir / f"{pipeline}.csv", gaps=gaps)
     upload = submit_file(store, data, pipeline=pipeline)
     run_id = await_run_id(store, upload, timeout=60)

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # Whether the prediction service follows the alias moves announced on the broker (else it
     # only polls every CAUCE_SERVE_POLL_SECONDS).
     serve_listen: bool = True
+    # The prediction log (services/serve/capture.py): sampled requests wait in a queue of at most
+    # this many, then go to the bucket as Parquet every CAUCE_PREDICTION_LOG_SECONDS; when the
+    # queue is full (the store away) records are dropped and counted, never waited for.
+    prediction_log_queue: int = Field(default=10_000, ge=1)
+    prediction_log_seconds: float = Field(default=5.0, gt=0)
+    # How often the active watcher measures drift from the prediction log (monitor.py).
+    monitor_seconds: float = Field(default=300.0, gt=0)
     watch_poll_seconds: float = Field(default=1.0, gt=0)
     # The watcher's `POST /events` (services/watcher/events.py): on only when a token is set.
     events_token: SecretStr | None = None

@@ -20,6 +20,9 @@ datasets/<pipeline>/<id>.json                   first run of each (content, spec
 cache/<stage>/<key>.json                        step cache: whose outputs a step can reuse
 batch/<pipeline>/<file>                         batch scoring drop zone
 predictions/<pipeline>/<job_id>/<name>          a batch job's status.json and its predictions
+monitoring/<pipeline>/log/<day>/<name>.parquet  sampled prediction requests and their answers
+monitoring/<pipeline>/drift/<time>.json         a drift report: each version's index per feature
+monitoring/<pipeline>/drift/latest.json         the newest of them
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ DATASETS = "datasets/"
 CACHE = "cache/"
 BATCH = "batch/"
 PREDICTIONS = "predictions/"
+MONITORING = "monitoring/"
+LATEST = "latest"  # the name of the newest report beside the dated ones
 UNROUTED = "_unrouted"
 SUCCESS_MARKER = "_SUCCESS"  # Spark's and Hadoop's "this folder is complete"
 MANIFEST_MARKER = "_manifest.json"
@@ -154,3 +159,23 @@ def jobs_prefix(pipeline: str) -> str:
 def job_key(pipeline: str, job_id: str, name: str = "status.json") -> str:
     """Where a batch job writes its status and its predictions."""
     return f"{jobs_prefix(pipeline)}{job_id}/{name}"
+
+
+def prediction_log_prefix(pipeline: str, day: str | None = None) -> str:
+    """The prefix of a pipeline's prediction log, or of one day's part of it (YYYY-MM-DD)."""
+    return f"{MONITORING}{pipeline}/log/" + (f"{day}/" if day else "")
+
+
+def prediction_log_key(pipeline: str, day: str, name: str) -> str:
+    """One batch of a pipeline's logged predictions, written on `day` (YYYY-MM-DD)."""
+    return f"{prediction_log_prefix(pipeline, day)}{name}.parquet"
+
+
+def drift_prefix(pipeline: str) -> str:
+    """The prefix of a pipeline's drift reports (their names sort by time)."""
+    return f"{MONITORING}{pipeline}/drift/"
+
+
+def drift_key(pipeline: str, name: str) -> str:
+    """One drift report of a pipeline."""
+    return f"{drift_prefix(pipeline)}{name}.json"

@@ -183,6 +183,15 @@ class Features(Strict):
         return self
 
 
+class Monitoring(Strict):
+    # The share of prediction requests the service logs (0 turns the log off), with what it
+    # answered (services/serve/capture.py); drift compares the last `window_hours` of them
+    # with the training data and flags a feature whose stability index passes the threshold.
+    sample: float = Field(default=0.1, ge=0, le=1)
+    window_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    drift_threshold: float = Field(default=0.2, gt=0)
+
+
 class Gate(Strict):
     min_improvement: float = Field(default=0.0, ge=0)
 
@@ -198,6 +207,7 @@ class PipelineSpec(Strict):
     tuning: Tuning = Field(default_factory=Tuning)
     gate: Gate = Field(default_factory=Gate)
     features: Features = Field(default_factory=Features)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     cache: bool = True
     # The rows the served model is fitted on once evaluate measured it on the test split:
     # train_validation (the training and validation splits), all (test rows too) or train

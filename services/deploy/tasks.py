@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,7 @@ from services.deploy.refit import refit
 from shared.alerts import model_promoted
 from shared.artifacts import dump_model, load_model, plugins_needed
 from shared.context import StageContext
+from shared.drift import reference
 from shared.plugins import register_converters, without_converter
 from shared.registry import move_alias, register_version, serving_runtime
 from shared.results import Deployed
@@ -22,6 +24,7 @@ from shared.stage import create_stage_worker
 from shared.wake import announce_alias
 
 ONNX_FILE = "model.onnx"
+REFERENCE_FILE = "reference.json"
 
 
 # Imported by the worker's main process before Celery forks its pool, so that no pool process
@@ -48,9 +51,12 @@ def deploy(ctx: StageContext) -> Deployed:
         if meta["task"] == "classification":
             meta["classes"] = served.classes_.tolist()
     meta["plugins"] = plugins_needed(model)  # a prediction service must have these installed
-    onnx, meta["onnx"] = export(ctx, served, meta)
+    meta["monitoring"] = ctx.spec().monitoring.model_dump()  # what the service logs, drift's window
+    rows = test_rows(ctx, meta["signature"]["inputs"])
+    onnx, meta["onnx"] = export(ctx, served, meta, rows)
     meta.update(serving_runtime(meta))
     files = {ONNX_FILE: onnx} if onnx is not None else {}
+    files[REFERENCE_FILE] = drift_baseline(ctx, served, rows)
     record = register_version(
         ctx.store,
         ctx.pipeline,
@@ -88,25 +94,33 @@ def deploy(ctx: StageContext) -> Deployed:
     return Deployed(version=record["version"], promoted=promoted, reason=evaluation.gate.reason)
 
 
+def test_rows(ctx: StageContext, inputs: list[dict[str, str]]) -> pd.DataFrame:
+    """The first MAX_CHECK_ROWS rows of this run's test split, input columns only."""
+    body = io.BytesIO(ctx.store.get_bytes(ctx.key("test.parquet", "preprocess")))
+    return pd.read_parquet(body, columns=[column["name"] for column in inputs]).head(MAX_CHECK_ROWS)
+
+
+def drift_baseline(ctx: StageContext, served: Any, rows: pd.DataFrame) -> bytes:
+    """The training split's distributions (preprocess's reference) and the served model's
+    predictions on the test rows: what drift compares served traffic with."""
+    baseline = ctx.store.get_json(ctx.key(REFERENCE_FILE, "preprocess"))
+    predicted = pd.DataFrame({"prediction": served.predict(rows)})
+    baseline["prediction"] = reference(predicted)["features"]["prediction"]
+    return json.dumps(baseline).encode()
+
+
 def export(
-    ctx: StageContext, estimator: object, meta: dict[str, Any]
+    ctx: StageContext, estimator: object, meta: dict[str, Any], rows: pd.DataFrame
 ) -> tuple[bytes | None, dict[str, Any]]:
-    """Try the ONNX export, checked against scikit-learn on this run's test split (its first
-    MAX_CHECK_ROWS rows of the input columns: all that the check reads)."""
+    """Try the ONNX export, checked against scikit-learn on `rows` of the test split."""
     plain = without_converter(meta["plugins"])
     if plain:
         reason = f"plugin {', '.join(plain)} declares no ONNX converter"
         ctx.log.info("ONNX export: not tried (%s)", reason)
         return None, {"passed": False, "reason": reason, "file": None}
-    inputs = meta["signature"]["inputs"]
-    body = io.BytesIO(ctx.store.get_bytes(ctx.key("test.parquet", "preprocess")))
-    rows = pd.read_parquet(body, columns=[column["name"] for column in inputs])
     register_converters(plugin["name"] for plugin in meta["plugins"])
     onnx, check = export_checked(
-        estimator,
-        rows.head(MAX_CHECK_ROWS),
-        inputs,
-        classify=meta["task"] == "classification",
+        estimator, rows, meta["signature"]["inputs"], classify=meta["task"] == "classification"
     )
     ctx.log.info("ONNX export: %s", "kept" if onnx is not None else f"not used ({check})")
     return onnx, {**check, "file": ONNX_FILE if onnx is not None else None}

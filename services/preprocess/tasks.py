@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
 from celery import Celery
 
 from services.preprocess.features import build_features, date_columns, split_frame
 from shared.artifacts import dump_model
 from shared.context import StageContext
+from shared.drift import reference
 from shared.plugins import feature_step
 from shared.results import Preprocessed
 from shared.signature import input_signature
@@ -18,6 +21,7 @@ from shared.stage import create_stage_worker
 # Imported by the worker's main process before Celery forks its pool, so that no pool process
 # (a replacement one included) pays for them on its first task: skops.io alone takes 0.5-2 s.
 PRELOAD = ("skops.io",)
+REFERENCE_ROWS = 100_000  # rows of the training split drift's reference is computed from
 
 
 def cache_inputs(ctx: StageContext) -> dict[str, Any]:
@@ -52,11 +56,25 @@ def preprocess(ctx: StageContext) -> Preprocessed:
     ).fit(features)
     ctx.store.put_bytes(ctx.key("transformer.skops"), dump_model(transformer))
     ctx.store.put_json(ctx.key("signature.json"), input_signature(features, dates=dates))
+    ctx.store.put_json(ctx.key("reference.json"), drift_reference(features, dates, spec.split.seed))
     return Preprocessed(
         rows={name: len(part) for name, part in parts.items()},
         features=len(features.columns),
-        outputs=[*(f"{name}.parquet" for name in parts), "transformer.skops", "signature.json"],
+        outputs=[
+            *(f"{name}.parquet" for name in parts),
+            "transformer.skops",
+            "signature.json",
+            "reference.json",
+        ],
     )
+
+
+def drift_reference(features: pd.DataFrame, dates: Mapping[str, str], seed: int) -> dict[str, Any]:
+    """The training split's reference distributions that drift is measured against (at most
+    REFERENCE_ROWS rows of it; date columns left out: every day is a new value)."""
+    if len(features) > REFERENCE_ROWS:
+        features = features.sample(n=REFERENCE_ROWS, random_state=seed)
+    return reference(features.drop(columns=list(dates)))
 
 
 def create_worker() -> Celery:

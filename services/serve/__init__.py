@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 
+from services.serve.capture import PredictionLog
 from services.serve.handlers import register_handlers
 from services.serve.invoke import Predictions
 from services.serve.metrics import ServeMetrics
@@ -46,16 +47,29 @@ def create_app(
     )
     app.extensions["cauce.settings"] = settings
     app.extensions["cauce.models"] = cache
-    metrics = ServeMetrics(cache)
+    metrics = ServeMetrics(cache, store)
     app.extensions["cauce.metrics"] = metrics
     app.register_blueprint(bp)
     token = settings.api_token.get_secret_value().encode() if settings.api_token else None
     register_handlers(app, token=token)
     # Predictions skip Flask (services/serve/invoke.py); the rest of the app stays behind it.
+    prediction_log = PredictionLog(
+        store,
+        capacity=settings.prediction_log_queue,
+        flush_seconds=settings.prediction_log_seconds,
+        counted=metrics.log_rows,
+    )
+    app.extensions["cauce.prediction_log"] = prediction_log
     app.wsgi_app = Predictions(  # type: ignore[method-assign]
-        app.wsgi_app, cache, metrics, token=token, max_bytes=settings.max_request_bytes
+        app.wsgi_app,
+        cache,
+        metrics,
+        token=token,
+        max_bytes=settings.max_request_bytes,
+        log=prediction_log,
     )
     if start_poller:
+        prediction_log.start()
         cache.start(settings.serve_poll_seconds)
         if settings.serve_listen:
             cache.listen(settings.broker_url)

@@ -22,6 +22,7 @@ import orjson
 
 from services.serve import answers, v2
 from services.serve import predict as scoring
+from services.serve.capture import PredictionLog
 from services.serve.metrics import ServeMetrics
 from services.serve.models import LoadedModel, ModelCache
 from shared.columns import Columns
@@ -112,8 +113,10 @@ class Predictions:
         *,
         token: bytes | None,
         max_bytes: int,
+        log: PredictionLog | None = None,
     ) -> None:
         self.app = app
+        self.log = log
         self.cache = cache
         self.metrics = metrics
         self.token = token
@@ -128,6 +131,7 @@ class Predictions:
         started = time.perf_counter()
         model: LoadedModel | None = None
         extra: list[tuple[str, str]] = []
+        request_id = _request_id(environ)
         try:
             if environ.get("REQUEST_METHOD") != "POST":
                 extra.append(("Allow", "POST"))
@@ -141,12 +145,13 @@ class Predictions:
             if kind == "mlflow":
                 model = self._mlflow_model(environ, pipeline)
                 body = self._body(environ)
-                status, answer = 200, self._mlflow(environ, model, body)
+                status, answer = 200, self._mlflow(environ, model, body, request_id)
             else:
                 assert pipeline is not None
                 model = pinned(self.cache, pipeline, version)
                 body = self._body(environ)
-                status, answer = 200, self._infer(environ, model, body)
+                status, answer = 200, self._infer(environ, model, body, request_id)
+                request_id = answer["id"]
         except Exception as exc:
             method = str(environ.get("REQUEST_METHOD"))
             status, answer = answers.outcome(
@@ -155,6 +160,7 @@ class Predictions:
         data = orjson.dumps(answer)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         headers += answers.model_headers(model, status)
+        headers.append(("X-Request-Id", request_id))
         if environ.get("REQUEST_METHOD") == "POST":
             answers.count(self.metrics, model, status, started)
         if status != 200 and not _drained(environ):
@@ -198,26 +204,52 @@ class Predictions:
             status=404 if not deployed else 400,
         )
 
-    def _mlflow(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> dict[str, Any]:
-        """Predictions, probabilities for classifiers, and the model that answered."""
+    def _mlflow(
+        self, environ: dict[str, Any], model: LoadedModel, body: bytes, request_id: str
+    ) -> dict[str, Any]:
+        """Predictions, probabilities for classifiers, the model that answered and the id the
+        prediction log knows the request by."""
         if _mimetype(environ) == "text/csv":
             raw = scoring.read_csv(body, model.columns, model.inputs.ignored)
         else:
             raw = scoring.parse_mlflow(_json(environ, body), model.columns, model.inputs.ignored)
-        answer = _score(model, raw)
-        return {**answer, "model": {"name": model.pipeline, "version": model.version}}
+        answer = self._score(model, raw, request_id)
+        return {
+            **answer,
+            "model": {"name": model.pipeline, "version": model.version},
+            "request_id": request_id,
+        }
 
-    def _infer(self, environ: dict[str, Any], model: LoadedModel, body: bytes) -> dict[str, Any]:
-        """Open Inference Protocol v2 inference."""
+    def _infer(
+        self, environ: dict[str, Any], model: LoadedModel, body: bytes, request_id: str
+    ) -> dict[str, Any]:
+        """Open Inference Protocol v2 inference; the request's own id, when it gives one, is
+        the one logged and answered."""
         payload = _json(environ, body)
-        answer = _score(model, v2.parse_infer(payload, model.columns))
+        request_id = v2.request_id(payload) or request_id
+        answer = self._score(model, v2.parse_infer(payload, model.columns), request_id)
         return v2.infer_response(
             answer,
             classes=model.labels,
             name=model.pipeline,
             version=model.version,
-            request_id=v2.request_id(payload) or str(uuid.uuid4()),
+            request_id=request_id,
         )
+
+    def _score(self, model: LoadedModel, raw: Columns, request_id: str) -> dict[str, Any]:
+        """Check the columns against the compiled signature, score them, and offer the request
+        to the prediction log."""
+        answer = scoring.answer(model.scorer.score(model.inputs.check(raw)), model.labels)
+        if self.log is not None:
+            self.log.offer(
+                model.record,
+                pipeline=model.pipeline,
+                version=model.version,
+                request_id=request_id,
+                inputs=raw,
+                predictions=answer["predictions"],
+            )
+        return answer
 
 
 def _mimetype(environ: dict[str, Any]) -> str:
@@ -235,6 +267,10 @@ def _json(environ: dict[str, Any], body: bytes) -> Any:
     return scoring.decode_json(body)
 
 
-def _score(model: LoadedModel, raw: Columns) -> dict[str, Any]:
-    """Check the columns against the compiled signature and score them."""
-    return scoring.answer(model.scorer.score(model.inputs.check(raw)), model.labels)
+def _request_id(environ: dict[str, Any]) -> str:
+    """The client's X-Request-Id when it is a plain token of at most 128 characters, else a new
+    one."""
+    given = str(environ.get("HTTP_X_REQUEST_ID", ""))
+    if 0 < len(given) <= 128 and given.isascii() and given.isprintable() and " " not in given:
+        return given
+    return uuid.uuid4().hex

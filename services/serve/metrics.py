@@ -17,6 +17,7 @@ and the "live*" modes rely on mark_process_dead.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,6 +27,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from services.serve.models import ModelCache
+from shared.errors import NotFound, TransientError
+from shared.layout import LATEST, drift_key
+from shared.storage import Store
 
 LABELS = ("pipeline", "version")
 # Most answers take a millisecond or two; the upper buckets catch slow batches and stalls.
@@ -63,12 +67,46 @@ class ModelsCollector(Collector):
         yield from (version, info, load, ready)
 
 
+class DriftCollector(Collector):
+    """The latest drift report of each pipeline served (services/watcher/monitor.py), read from
+    the bucket at scrape time at most once a minute."""
+
+    def __init__(self, cache: ModelCache, store: Store, *, every: float = 60.0) -> None:
+        self.cache, self.store, self.every = cache, store, every
+        self._reports: dict[str, dict] = {}
+        self._read = float("-inf")
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample per pipeline, version and feature of the latest reports."""
+        if time.monotonic() - self._read >= self.every:
+            self._reports = {name: r for name in self.cache.models() if (r := self._latest(name))}
+            self._read = time.monotonic()
+        gauge = GaugeMetricFamily(
+            "cauce_feature_drift",
+            "Population stability index of a feature (or the predictions) of the requests a "
+            "version answered, against its training data, in the latest drift report.",
+            labels=["pipeline", "version", "feature"],
+        )
+        for pipeline, report in sorted(self._reports.items()):
+            for version, entry in report.get("versions", {}).items():
+                for feature, value in entry.get("drift", {}).items():
+                    gauge.add_metric([pipeline, version, feature], value)
+        yield gauge
+
+    def _latest(self, pipeline: str) -> dict | None:
+        try:
+            return dict(self.store.get_json(drift_key(pipeline, LATEST)))
+        except (NotFound, TransientError):
+            return None
+
+
 class ServeMetrics:
     """The service's request metrics and their exposition."""
 
-    def __init__(self, cache: ModelCache) -> None:
+    def __init__(self, cache: ModelCache, store: Store | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.models = ModelsCollector(cache)
+        self.drift = DriftCollector(cache, store) if store is not None else None
         self.requests = Counter(
             "cauce_serve_requests",
             "Prediction requests answered, by model, version and HTTP status.",
@@ -89,6 +127,18 @@ class ServeMetrics:
             registry=self.registry,
         )
 
+        self.logged = Counter(
+            "cauce_prediction_log_rows",
+            "Rows of sampled requests the prediction log wrote, or dropped (queue full, store "
+            "error), by pipeline.",
+            ["pipeline", "outcome"],
+            registry=self.registry,
+        )
+
+    def log_rows(self, pipeline: str, outcome: str, rows: int) -> None:
+        """Count rows the prediction log wrote or dropped."""
+        self.logged.labels(pipeline, outcome).inc(rows)
+
     def observe(self, pipeline: str, version: str, status: int, seconds: float) -> None:
         """Record one answered prediction request."""
         code = str(status)
@@ -105,4 +155,6 @@ class ServeMetrics:
             MultiProcessCollector(registry)
         registry_models = CollectorRegistry()
         registry_models.register(self.models)
+        if self.drift is not None:
+            registry_models.register(self.drift)
         return generate_latest(registry) + generate_latest(registry_models), CONTENT_TYPE_LATEST

@@ -14,6 +14,7 @@ from celery import Celery
 from services.watcher.alerting import start_alerts
 from services.watcher.drops import folder_of, pipeline_of, route, run_options, source_of
 from services.watcher.events import Events, serve_events
+from services.watcher.monitor import start_monitoring
 from services.watcher.parts import (
     COPY_LIMIT,
     MAX_MANIFEST_BYTES,
@@ -302,6 +303,8 @@ def watch(settings: Settings, stop: threading.Event) -> None:
     watcher = Watcher(store=store, broker=broker, app=app)
     recovery = Recovery(store=store, broker=broker, app=app, settings=settings)
     token = uuid.uuid4().hex
+    # drift from the prediction log, on a thread of its own, by whichever watcher holds the lock
+    start_monitoring(settings, stop, active=lambda: broker.get(LOCK) == token.encode())
     store_ready, next_sweep, holding = False, 0.0, False
     while not stop.is_set():
         try:

@@ -89,6 +89,7 @@ def test_every_cli_and_curl_example_runs_as_written(stack: Stack, tmp_path: Path
         "models",
         "predict",
         "batch",
+        "plugins",
     ]
     submit = cauce(stack, [*filled(synopses[0], file="examples/churn.csv", run_id=""), "--wait"])
     run_id = json.loads(cauce(stack, ["cauce", "runs", "-p", "churn", "--json"]).stdout)[-1][

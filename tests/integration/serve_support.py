@@ -64,6 +64,8 @@ def deploy(
     target: str,
     run_id: str,
     promote: bool = True,
+    monitoring: dict[str, Any] | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
     """Register `model` as a new version (as the deploy stage would) and move production to it."""
     classes = [str(c) for c in model.classes_] if task == "classification" else None
@@ -78,12 +80,15 @@ def deploy(
         "metrics": {"accuracy": 0.95} if classes else {"rmse": 55.0},
         "lineage": {"dataset_sha256": "0" * 64, "source": f"incoming/{pipeline}/data.csv"},
     }
+    if monitoring is not None:
+        meta["monitoring"] = monitoring
     record = register_version(
         store,
         pipeline,
         run_id=run_id,
         model=dump_model(model),
         meta=meta,
+        files=files,
         signing_key=SIGNING_KEY.encode(),
     )
     if promote:
