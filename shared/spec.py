@@ -190,6 +190,18 @@ class Monitoring(Strict):
     sample: float = Field(default=0.1, ge=0, le=1)
     window_hours: float = Field(default=24.0, gt=0, le=24 * 366)
     drift_threshold: float = Field(default=0.2, gt=0)
+    # A version's live value of the spec's metric (from feedback joined to the log) worse than
+    # this raises metric.below_threshold; unset: reported, never alerted.
+    live_threshold: float | None = None
+
+
+class Validation(Strict):
+    # What a new drop whose columns differ from the production model's training data does:
+    # fail the run at ingest (the file kept, as for any bad data) or run with a warning.
+    on_schema_change: Literal["fail", "warn"] = "warn"
+    # A feature whose stability index against the production model's training data passes this
+    # fails the run; unset: the shift is reported (warnings over DRIFT_WARNING), never failed.
+    max_drift: float | None = Field(default=None, gt=0)
 
 
 class Gate(Strict):
@@ -208,6 +220,7 @@ class PipelineSpec(Strict):
     gate: Gate = Field(default_factory=Gate)
     features: Features = Field(default_factory=Features)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    validation: Validation = Field(default_factory=Validation)
     cache: bool = True
     # The rows the served model is fitted on once evaluate measured it on the test split:
     # train_validation (the training and validation splits), all (test rows too) or train
