@@ -38,7 +38,8 @@ browser:
 
 # The README's pictures of the console, taken by its browser test.
 screenshots: $(STAMP) browser
-	CAUCE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_console_browser.py
+	CAUCE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_console_browser.py \
+		tests/e2e/test_monitoring.py
 
 # Builds the images and drives `docker compose` (needs a running Docker engine and root for
 # debootstrap; .ci/run sets both up).

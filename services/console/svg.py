@@ -168,3 +168,38 @@ def bars(items: Sequence[tuple[str, float]], *, title: str, unit: str) -> Markup
         f'<svg class="plot" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>{body}</svg>'
     )
+
+
+TIME_UNITS = ((3600.0, "hours"), (60.0, "minutes"), (1.0, "seconds"))
+
+
+def lines_over_time(
+    series: Sequence[dict[str, Any]], *, title: str, y_label: str, threshold: float | None
+) -> Markup:
+    """Lines of values over time (x: seconds before the newest point, shown in the unit that
+    fits), one colour and legend entry per series, and the threshold as a dashed guide."""
+    earliest = min((x for line in series for x in line["x"]), default=-1.0)
+    scale, unit = next(((s, u) for s, u in TIME_UNITS if -earliest >= 2 * s), TIME_UNITS[-1])
+    series = [{**line, "x": [x / scale for x in line["x"]]} for line in series]
+    ys = [y for line in series for y in line["y"]]
+    top = max([*ys, threshold or 0.0, 0.01]) * 1.1
+    frame = framed(min(earliest / scale, -1.0), 0.0, 0.0, top)
+    parts = _axes(frame, f"{unit} before the latest report", y_label)
+    if threshold is not None:
+        parts.append(
+            f'<line x1="{frame.x(frame.x0)}" y1="{frame.y(threshold)}" x2="{frame.x(frame.x1)}" '
+            f'y2="{frame.y(threshold)}" class="guide"/>'
+        )
+    for index, line in enumerate(series):
+        colour = COLOURS[index % len(COLOURS)]
+        points = " ".join(
+            f"{frame.x(x)},{frame.y(y)}" for x, y in zip(line["x"], line["y"], strict=True)
+        )
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+        )
+        parts.append(
+            f'<text x="{frame.left + 6}" y="{24 + 14 * index}" fill="{colour}">'
+            f"{escape(line['legend'])}</text>"
+        )
+    return _picture(title, parts)

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from services.console import actions, catalog, context
+from services.console.drift import drift_reports, drift_view
 from shared.registry import get_alias, list_pipelines
 
 models_bp = Blueprint("models", __name__)
@@ -27,6 +28,19 @@ def model(pipeline: str) -> str:
         abort(404, description=f"no models for pipeline {pipeline!r}")
     overviews = [catalog.model_overview(store, pipeline)]
     return render_template("models.html", overviews=overviews, moved=request.args.get("moved"))
+
+
+@models_bp.get("/models/<pipeline>/drift")
+def drift(pipeline: str) -> str:
+    """How far the served inputs of a version moved from its training data, over time."""
+    store = context.store()
+    if pipeline not in list_pipelines(store):
+        abort(404, description=f"no models for pipeline {pipeline!r}")
+    version = _version_arg("version") if request.args.get("version") else None
+    reports = drift_reports(store, pipeline)
+    versions = sorted({int(v) for r in reports for v in r["versions"]}, reverse=True)
+    view = drift_view(reports, version)
+    return render_template("drift.html", pipeline=pipeline, versions=versions, **view)
 
 
 def _version_arg(name: str) -> int:

@@ -12,6 +12,7 @@ import requests
 from shared.errors import NotFound
 from shared.layout import drift_key
 from tests.datasets import cancer_frame
+from tests.e2e.browser import chromium, find, screenshot
 from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.helpers import run_for, wait_run, wait_served
 
@@ -32,6 +33,21 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
+def wait_report(stack: Stack, version: int, rows: int) -> dict:
+    """The latest drift report once it counts `rows` logged rows of `version` (within 60 s)."""
+    deadline, report = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        try:
+            report = stack.store.get_json(drift_key("watched", "latest"))
+        except NotFound:
+            report = None
+        if report and report["versions"].get(str(version), {}).get("rows") == rows:
+            time.sleep(6)  # a few more reports for the page's chart
+            return dict(stack.store.get_json(drift_key("watched", "latest")))
+        time.sleep(0.5)
+    raise AssertionError(f"no drift report of {rows} rows within 60 s (last: {report})")
+
+
 def test_shifted_traffic_is_reported_as_drift_of_the_version_that_served_it(
     watched: Stack,
 ) -> None:
@@ -43,24 +59,33 @@ def test_shifted_traffic_is_reported_as_drift_of_the_version_that_served_it(
     version = run["model_version"]
     wait_served(watched.settings.serve_url, "watched", version)
 
-    shifted = frame.drop(columns=["diagnosis"]).sample(n=300, random_state=3)
+    # First traffic like the training data, then shifted traffic: the reports follow.
+    features = frame.drop(columns=["diagnosis"])
+    usual = features.sample(n=200, random_state=3)
+    shifted = features.sample(n=200, random_state=4)
     shifted["clinic"] = "north"
+    shifted["mean_radius"] = shifted["mean_radius"] * 1.3
     url = f"{watched.settings.serve_url}/invocations/watched"
-    for start in range(0, len(shifted), 20):
-        rows = shifted.iloc[start : start + 20].to_dict(orient="records")
-        assert requests.post(url, json={"instances": rows}, timeout=10).status_code == 200
-
-    deadline, report = time.monotonic() + 60, None
-    while time.monotonic() < deadline:
-        try:
-            report = watched.store.get_json(drift_key("watched", "latest"))
-        except NotFound:
-            report = None
-        if report and report["versions"].get(str(version), {}).get("rows") == 300:
-            break
-        time.sleep(0.5)
-    assert report is not None, "no drift report within 60 s"
+    for rows, total in ((usual, 200), (shifted, 400)):
+        for start in range(0, len(rows), 20):
+            batch = rows.iloc[start : start + 20].to_dict(orient="records")
+            assert requests.post(url, json={"instances": batch}, timeout=10).status_code == 200
+        report = wait_report(watched, version, total)
+        if total == 200:
+            assert report["versions"][str(version)]["over"] == [], report
     entry = report["versions"][str(version)]
-    assert entry["rows"] == 300, entry
-    assert "clinic" in entry["over"] and entry["drift"]["mean_radius"] < 0.2, entry
+    assert entry["rows"] == 400, entry
+    assert "clinic" in entry["over"] and entry["drift"]["mean_texture"] < 0.2, entry
     assert "prediction" in entry["drift"]
+
+    # The console's drift page: the worst feature first, over time, with the version's figures.
+    page = requests.get(f"{watched.settings.console_url}/models/watched/drift", timeout=10)
+    assert page.status_code == 200, page.text
+    assert f"Drift of watched v{version}" in page.text
+    with chromium() as browser:
+        browser.get(f"{watched.settings.console_url}/models/watched/drift")
+        first = find(browser, "#drift-table tbody tr:first-child")
+        assert first.get_attribute("data-feature") in entry["over"]
+        assert "over the threshold" in first.text
+        assert "The worst features over time" in find(browser, ".plots").text
+        screenshot(browser, "console-drift")
