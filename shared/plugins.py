@@ -102,11 +102,6 @@ class Plugin:
 
 
 def _load(point: EntryPoint, kind: Kind) -> Plugin | None:
-    try:
-        declared = point.load()
-    except Exception:  # one broken plugin must not hide the others
-        log.exception("plugin %s (%s) could not be imported; it is ignored", point.name, kind)
-        return None
     if "." not in point.name:  # built-in names have no dot, so a plugin's cannot shadow one
         log.error(
             "plugin %s (%s) needs a dotted name such as acme.%s; it is ignored",
@@ -114,6 +109,11 @@ def _load(point: EntryPoint, kind: Kind) -> Plugin | None:
             kind,
             point.name,
         )
+        return None
+    try:
+        declared = point.load()
+    except Exception:  # one broken plugin must not hide the others
+        log.exception("plugin %s (%s) could not be imported; it is ignored", point.name, kind)
         return None
     wanted = FeatureStep if kind == "feature" else Estimator
     if not isinstance(declared, wanted):
