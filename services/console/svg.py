@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,19 +98,28 @@ def line_chart(
             f'<line x1="{frame.x(0)}" y1="{frame.y(0)}" x2="{frame.x(1)}" y2="{frame.y(1)}" '
             'class="guide"/>'
         )
+    parts += _polylines(frame, series, legend=lambda i: (W - 16, H - PAD - 10 - 14 * i, "end"))
+    return _picture(title, parts)
+
+
+def _polylines(
+    frame: Frame, series: Sequence[dict[str, Any]], *, legend: Callable[[int], tuple]
+) -> list[str]:
+    """One coloured line per series, and its legend entry where `legend(index)` says (x, y,
+    text-anchor)."""
+    parts = []
     for index, line in enumerate(series):
         colour = COLOURS[index % len(COLOURS)]
         points = " ".join(
             f"{frame.x(x)},{frame.y(y)}" for x, y in zip(line["x"], line["y"], strict=True)
         )
+        x, y, anchor = legend(index)
         parts.append(
             f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+            f'<text x="{x}" y="{y}" text-anchor="{anchor}" fill="{colour}">'
+            f"{escape(line['legend'])}</text>"
         )
-        parts.append(
-            f'<text x="{W - 16}" y="{H - PAD - 10 - 14 * index}" text-anchor="end" '
-            f'fill="{colour}">{escape(line["legend"])}</text>'
-        )
-    return _picture(title, parts)
+    return parts
 
 
 def _bounds(values: Sequence[float]) -> tuple[float, float]:
@@ -190,16 +199,5 @@ def lines_over_time(
             f'<line x1="{frame.x(frame.x0)}" y1="{frame.y(threshold)}" x2="{frame.x(frame.x1)}" '
             f'y2="{frame.y(threshold)}" class="guide"/>'
         )
-    for index, line in enumerate(series):
-        colour = COLOURS[index % len(COLOURS)]
-        points = " ".join(
-            f"{frame.x(x)},{frame.y(y)}" for x, y in zip(line["x"], line["y"], strict=True)
-        )
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
-        )
-        parts.append(
-            f'<text x="{frame.left + 6}" y="{24 + 14 * index}" fill="{colour}">'
-            f"{escape(line['legend'])}</text>"
-        )
+    parts += _polylines(frame, series, legend=lambda i: (frame.left + 6, 24 + 14 * i, "start"))
     return _picture(title, parts)

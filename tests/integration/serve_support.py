@@ -16,7 +16,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 from werkzeug.serving import make_server
 
+from services.serve.capture import PredictionLog
 from shared.artifacts import dump_model
+from shared.config import Settings
 from shared.registry import move_alias, register_version
 from shared.signature import input_signature
 from shared.storage import Store
@@ -107,3 +109,30 @@ def running(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+@contextmanager
+def logging_service(
+    settings: Settings, store: Store, *, log_store: Store | None = None, **overrides: Any
+) -> Iterator[tuple[str, PredictionLog]]:
+    """The prediction service over real HTTP, its models loaded and its prediction log writing
+    (every 0.2 s unless `overrides` say otherwise; to `log_store` when given)."""
+    from services.serve import create_app
+
+    app = create_app(
+        settings.model_copy(update={"prediction_log_seconds": 0.2, **overrides}),
+        store,
+        start_poller=False,
+    )
+    cache = app.extensions["cauce.models"]
+    cache.refresh()
+    log: PredictionLog = app.extensions["cauce.prediction_log"]
+    if log_store is not None:
+        log.store = log_store
+    log.start()
+    try:
+        with running(app) as url:
+            yield url, log
+    finally:
+        log.stop(timeout=5)
+        cache.stop()

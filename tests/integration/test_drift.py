@@ -17,16 +17,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from services.preprocess.features import build_transformer
-from services.serve import create_app
-from services.serve.capture import PredictionLog
-from services.serve.models import ModelCache
 from services.watcher.monitor import check_drift
 from shared.config import Settings
 from shared.drift import reference
 from shared.layout import drift_key, drift_prefix, prediction_log_prefix
 from shared.storage import Store
 from tests.datasets import cancer_frame
-from tests.integration.serve_support import deploy, running
+from tests.integration.serve_support import deploy, logging_service
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +54,8 @@ def serving(settings: Settings, store: Store, model: Pipeline, X: pd.DataFrame) 
         monitoring={"sample": 1.0, "window_hours": 1, "drift_threshold": 0.2},
         files={"reference.json": json.dumps(baseline).encode()},
     )
-    app = create_app(
-        settings.model_copy(update={"prediction_log_seconds": 0.2}), store, start_poller=False
-    )
-    cache: ModelCache = app.extensions["cauce.models"]
-    cache.refresh()
-    log: PredictionLog = app.extensions["cauce.prediction_log"]
-    log.start()
-    try:
-        with running(app) as url:
-            yield url
-    finally:
-        log.stop()
-        cache.stop()
+    with logging_service(settings, store) as (url, _log):
+        yield url
 
 
 def send(url: str, rows: pd.DataFrame) -> None:

@@ -14,13 +14,11 @@ import pandas as pd
 import pytest
 import requests
 
-from services.serve import create_app
 from services.serve.capture import PredictionLog
-from services.serve.models import ModelCache
 from shared.config import Settings
 from shared.layout import prediction_log_prefix
 from shared.storage import Store
-from tests.integration.serve_support import deploy, fit_iris, iris_frame, running
+from tests.integration.serve_support import deploy, fit_iris, iris_frame, logging_service
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 
@@ -39,19 +37,8 @@ def serving(settings: Settings, store: Store, sample: float) -> Iterator[tuple[s
         run_id="run-1",
         monitoring={"sample": sample},
     )
-    app = create_app(
-        settings.model_copy(update={"prediction_log_seconds": 0.2}), store, start_poller=False
-    )
-    cache: ModelCache = app.extensions["cauce.models"]
-    cache.refresh()
-    log: PredictionLog = app.extensions["cauce.prediction_log"]
-    log.start()
-    try:
-        with running(app) as url:
-            yield url, log
-    finally:
-        log.stop()
-        cache.stop()
+    with logging_service(settings, store) as served:
+        yield served
 
 
 def logged(store: Store) -> pd.DataFrame:
@@ -168,24 +155,16 @@ def test_a_hanging_store_slows_no_request_and_the_dropped_rows_are_counted(
         monitoring={"sample": 1.0},
     )
     with blackhole() as endpoint:
-        app = create_app(
-            settings.model_copy(update={"prediction_log_seconds": 0.1, "prediction_log_queue": 5}),
-            store,
-            start_poller=False,
-        )
-        cache: ModelCache = app.extensions["cauce.models"]
-        cache.refresh()  # the model from the real store; the log's writes go to the hanging one
-        log: PredictionLog = app.extensions["cauce.prediction_log"]
-        log.store = Store.from_settings(settings.model_copy(update={"s3_endpoint_url": endpoint}))
-        log.start()
-        with running(app) as url:
+        hanging = Store.from_settings(settings.model_copy(update={"s3_endpoint_url": endpoint}))
+        with logging_service(
+            settings, store, log_store=hanging, prediction_log_seconds=0.1, prediction_log_queue=5
+        ) as (url, _log):
             seconds = []
             for i in range(60):
                 started = time.perf_counter()
                 assert post(url, f"r{i}").status_code == 200
                 seconds.append(time.perf_counter() - started)
             metrics = requests.get(f"{url}/metrics", timeout=10).text
-        cache.stop()
     # The log's writer waits on the store for a minute (boto3's read timeout): had a request
     # waited with it, it would have taken that long.
     assert max(seconds) < 2, max(seconds)
