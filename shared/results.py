@@ -67,6 +67,8 @@ class Ingested(Result):
     target_guessed: bool | None = None  # no target in the spec: the table's named or last column
     task_guessed: bool | None = None  # no task in the spec: inferred from the target's values
     duplicate_of: str | None = None  # the earlier run of the same data and spec
+    # The data checks' warnings: how the drop differs from the production model's training data.
+    warnings: list[str] | None = None
 
 
 class Preprocessed(Result):

@@ -144,6 +144,7 @@ def _results(statuses: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
         "target": ingest.get("target"),
         "target_guessed": ingest.get("target_guessed"),
         "task_guessed": ingest.get("task_guessed"),
+        "warnings": ingest.get("warnings") or [],  # the data checks' (services/ingest/validation)
         "best": train.get("best"),
         "metric": train.get("metric"),
         "trials": train.get("trials") or train.get("trials_planned"),

@@ -200,7 +200,7 @@ class Validation(Strict):
     # fail the run at ingest (the file kept, as for any bad data) or run with a warning.
     on_schema_change: Literal["fail", "warn"] = "warn"
     # A feature whose stability index against the production model's training data passes this
-    # fails the run; unset: the shift is reported (warnings over DRIFT_WARNING), never failed.
+    # fails the run; unset: the shift is reported (warnings over shared.drift.DEFAULT_THRESHOLD).
     max_drift: float | None = Field(default=None, gt=0)
 
 

@@ -36,6 +36,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
         "error_field": (failed_status or {}).get("field"),
         "spec_text": record.get("spec"),
         "profile": _optional_json(store, stage_key(run_id, "ingest", "profile.json")),
+        "checks": _optional_json(store, stage_key(run_id, "ingest", "validation.json")),
         "spec": _optional_json(store, stage_key(run_id, "ingest", "spec.json")),
         "trials": _optional_json(store, stage_key(run_id, "train", "trials.json")),
         "report": _optional_json(store, stage_key(run_id, "evaluate", "report.json")),

@@ -176,3 +176,13 @@ def ranked_trials(trials: list[dict[str, Any]] | None, metric: str | None) -> li
         return False, -score if higher else score
 
     return [{**trial, "spread": spread(trial)} for trial in sorted(trials or [], key=key)]
+
+
+def schema_summary(schema: dict[str, Any] | None) -> str:
+    """The data checks' column differences in a few words ("the same columns" when none)."""
+    schema = schema or {}
+    parts = [f"missing {', '.join(schema['missing'])}"] if schema.get("missing") else []
+    if schema.get("added"):
+        parts.append(f"new {', '.join(schema['added'])}")
+    parts += [f"{c['column']} was {c['was']}, now {c['now']}" for c in schema.get("changed", [])]
+    return "; ".join(parts) or "the same columns"

@@ -22,6 +22,7 @@ from services.ingest.ingestion import (
     resolve_target,
 )
 from services.ingest.reading import Part, check_disk, normalise, stream_table
+from services.ingest.validation import check_drop
 from shared.caching import cache_key
 from shared.context import StageContext
 from shared.errors import Conflict, DataError, NotFound
@@ -81,6 +82,21 @@ def _ingest(ctx: StageContext, tmp: Path) -> Ingested:
     if drop or len(labels) < len(y) or labels.dtype != y.dtype:
         data = tmp / "data.parquet"  # a second pass, only when rows or columns must go
         profile = _rewrite(raw, data, labels=labels, drop=drop, target=target)
+    # Checked on every run against the production model of the moment: ingest is never cached.
+    checks = check_drop(
+        ctx.store,
+        ctx.pipeline,
+        data=data,
+        profile=profile,
+        target=target,
+        rules=spec.validation,
+        empty=drop,
+    )
+    ctx.store.put_json(ctx.key("validation.json"), checks)
+    if checks["failures"]:
+        raise DataError(". Also, ".join(checks["failures"]), field="validation")
+    for warning in checks["warnings"]:
+        ctx.log.warning("data check: %s", warning)
     ctx.store.upload(data, ctx.key("data.parquet"))
     ctx.store.put_json(ctx.key("profile.json"), profile)
     ctx.store.put_json(ctx.key("spec.json"), resolved.model_dump())
@@ -93,12 +109,18 @@ def _ingest(ctx: StageContext, tmp: Path) -> Ingested:
         task=task,
         target_guessed=spec.target is None,
         task_guessed=spec.task is None,
-        outputs=["data.parquet", "profile.json", "spec.json"],
+        warnings=checks["warnings"],
+        outputs=["data.parquet", "profile.json", "spec.json", "validation.json"],
         # Downstream cache keys chain from this one (ingest itself always runs: it is cheap,
-        # and it must read the file to recognise duplicates).
+        # it must read the file to recognise duplicates, and its data checks compare with
+        # whichever model is in production). The checks' rules change no later stage's output.
         cache_key=cache_key(
             "ingest",
-            {"sha256": sha256, "spec": resolved.model_dump(), "min_rows": ctx.settings.min_rows},
+            {
+                "sha256": sha256,
+                "spec": resolved.model_dump(exclude={"validation"}),
+                "min_rows": ctx.settings.min_rows,
+            },
         ),
     )
 

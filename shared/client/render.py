@@ -21,6 +21,7 @@ def run_lines(view: dict[str, Any]) -> list[str]:
         )
     if view.get("target"):
         lines.append(target_line(view))
+    lines += [f"  warning: {warning}" for warning in view.get("warnings") or []]
     lines += [_stage_line(stage) for stage in view["stages"]]
     if view.get("search"):
         lines.append("  search: " + search_line(view["search"]))
@@ -43,9 +44,11 @@ def run_summary(view: dict[str, Any]) -> str:
     created = str(view.get("created") or "")[:19].replace("T", " ")
     seconds = [s["seconds"] for s in view["stages"] if s["seconds"] is not None]
     took = f"{sum(seconds):.1f}s" if seconds else ""
+    warned = len(view.get("warnings") or [])
+    note = f"  [{warned} data warning{'s' if warned > 1 else ''}]" if warned else ""
     return (
         f"{view['run_id']}  {created:<19}  {view['pipeline'] or '-':<16} {view['state']:<10} "
-        f"{took:>8}  {outcome(view)}"
+        f"{took:>8}  {outcome(view)}{note}"
     )
 
 

@@ -32,7 +32,15 @@ def _upload(store: Store) -> None:
 
 
 # Fields the run view gained after these runs were recorded, and what an old run shows in them.
-ADDED = ("target_guessed", "task_guessed", "champion_version", "metric", "search", "selection")
+ADDED = (
+    "target_guessed",
+    "task_guessed",
+    "champion_version",
+    "metric",
+    "search",
+    "selection",
+    "warnings",
+)
 
 
 def _view(run_id: str) -> dict:

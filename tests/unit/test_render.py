@@ -88,3 +88,11 @@ def test_a_blend_names_its_trials_and_their_weights() -> None:
     ridge = {"estimator": "ridge", "params": {}, "score": 0.5}
     single = run_lines(view(metric="r2", trials=4, best=ridge))
     assert not [line for line in single if "blend" in line]
+
+
+def test_the_data_checks_warnings_show_on_the_run_and_in_the_list() -> None:
+    warning = "column 'tenure' is missing from this drop but the production model (v3) was trained"
+    shown = view(model_version=4, promoted=True, warnings=[warning])
+    assert f"  warning: {warning}" in run_lines(shown)
+    assert run_summary(shown).endswith("model v4 -> production  [1 data warning]")
+    assert run_summary(view(model_version=4, promoted=True, warnings=[])).endswith("production")
