@@ -23,6 +23,10 @@ predictions/<pipeline>/<job_id>/<name>          a batch job's status.json and it
 monitoring/<pipeline>/log/<day>/<name>.parquet  sampled prediction requests and their answers
 monitoring/<pipeline>/drift/<time>.json         a drift report: each version's index per feature
 monitoring/<pipeline>/drift/latest.json         the newest of them
+monitoring/<pipeline>/live/<time>.json          each version's metrics on ground truth
+monitoring/<pipeline>/live/latest.json          the newest of them
+feedback/<pipeline>/<day>/<name>.jsonl          ground truth posted to the prediction service
+feedback/<pipeline>/<file>.csv                  ground truth dropped as CSV (request_id, row, label)
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ CACHE = "cache/"
 BATCH = "batch/"
 PREDICTIONS = "predictions/"
 MONITORING = "monitoring/"
+FEEDBACK = "feedback/"
 LATEST = "latest"  # the name of the newest report beside the dated ones
 UNROUTED = "_unrouted"
 SUCCESS_MARKER = "_SUCCESS"  # Spark's and Hadoop's "this folder is complete"
@@ -179,3 +184,23 @@ def drift_prefix(pipeline: str) -> str:
 def drift_key(pipeline: str, name: str) -> str:
     """One drift report of a pipeline."""
     return f"{drift_prefix(pipeline)}{name}.json"
+
+
+def live_prefix(pipeline: str) -> str:
+    """The prefix of a pipeline's live-metric reports (their names sort by time)."""
+    return f"{MONITORING}{pipeline}/live/"
+
+
+def live_key(pipeline: str, name: str) -> str:
+    """One live-metric report of a pipeline."""
+    return f"{live_prefix(pipeline)}{name}.json"
+
+
+def feedback_prefix(pipeline: str) -> str:
+    """The prefix of a pipeline's ground truth: posted batches and dropped CSV files."""
+    return f"{FEEDBACK}{pipeline}/"
+
+
+def feedback_key(pipeline: str, day: str, name: str) -> str:
+    """One batch of ground truth posted to the prediction service on `day` (YYYY-MM-DD)."""
+    return f"{feedback_prefix(pipeline)}{day}/{name}.jsonl"

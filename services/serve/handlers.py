@@ -13,6 +13,8 @@ from services.serve.metrics import ServeMetrics
 
 # Probes of an orchestrator carry no token; everything else needs one when a token is set.
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+# Ground truth is not a prediction: it is not counted among the prediction requests.
+UNCOUNTED = frozenset({"serve.feedback"})
 
 
 def authorize(token: bytes | None) -> None:
@@ -27,12 +29,14 @@ def name_version(response: Response) -> Response:
 
     Every POST the app sees is one that invoke.py passed on because its path is not a prediction
     route (POST /v2/models/iris, /invocations/, /metrics, ...): Flask answers it 404, 405 or 401,
-    and it is counted under no model, as before the fast path took the predictions over.
+    and it is counted under no model, as before the fast path took the predictions over. Ground
+    truth (POST /v2/models/<pipeline>/feedback) is the one POST Flask answers itself, and it is
+    not a prediction, so it is not counted.
     """
     model = g.get("model")
     for name, value in answers.model_headers(model, response.status_code):
         response.headers[name] = value
-    if request.method == "POST" and "started" in g:
+    if request.method == "POST" and "started" in g and request.endpoint not in UNCOUNTED:
         served: ServeMetrics = current_app.extensions["cauce.metrics"]
         answers.count(served, model, response.status_code, g.started)
     return response

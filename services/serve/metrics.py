@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from services.serve.models import ModelCache
 from shared.errors import NotFound, TransientError
-from shared.layout import LATEST, drift_key
+from shared.layout import LATEST, drift_key, live_key
 from shared.storage import Store
 
 LABELS = ("pipeline", "version")
@@ -67,37 +67,86 @@ class ModelsCollector(Collector):
         yield from (version, info, load, ready)
 
 
-class DriftCollector(Collector):
-    """The latest drift report of each pipeline served (services/watcher/monitor.py), read from
-    the bucket at scrape time at most once a minute."""
+class LatestReports(Collector):
+    """The latest monitoring report of each pipeline served, read from the bucket at scrape time
+    at most once a minute; a subclass names the report and turns it into samples."""
 
     def __init__(self, cache: ModelCache, store: Store, *, every: float = 60.0) -> None:
         self.cache, self.store, self.every = cache, store, every
         self._reports: dict[str, dict] = {}
         self._read = float("-inf")
 
+    def key(self, pipeline: str) -> str:
+        """The key of a pipeline's latest report."""
+        raise NotImplementedError
+
+    def samples(self, reports: dict[str, dict]) -> Iterator[Metric]:
+        """The metric families of the reports, by pipeline."""
+        raise NotImplementedError
+
     def collect(self) -> Iterator[Metric]:
-        """One sample per pipeline, version and feature of the latest reports."""
+        """The samples of the latest reports, read again when a minute has passed."""
         if time.monotonic() - self._read >= self.every:
             self._reports = {name: r for name in self.cache.models() if (r := self._latest(name))}
             self._read = time.monotonic()
+        yield from self.samples(self._reports)
+
+    def _latest(self, pipeline: str) -> dict | None:
+        try:
+            return dict(self.store.get_json(self.key(pipeline)))
+        except (NotFound, TransientError):
+            return None
+
+
+class DriftCollector(LatestReports):
+    """The latest drift report of each pipeline served (services/watcher/monitor.py)."""
+
+    def key(self, pipeline: str) -> str:
+        """The latest drift report."""
+        return drift_key(pipeline, LATEST)
+
+    def samples(self, reports: dict[str, dict]) -> Iterator[Metric]:
+        """One sample per pipeline, version and feature of the latest reports."""
         gauge = GaugeMetricFamily(
             "cauce_feature_drift",
             "Population stability index of a feature (or the predictions) of the requests a "
             "version answered, against its training data, in the latest drift report.",
             labels=["pipeline", "version", "feature"],
         )
-        for pipeline, report in sorted(self._reports.items()):
+        for pipeline, report in sorted(reports.items()):
             for version, entry in report.get("versions", {}).items():
                 for feature, value in entry.get("drift", {}).items():
                     gauge.add_metric([pipeline, version, feature], value)
         yield gauge
 
-    def _latest(self, pipeline: str) -> dict | None:
-        try:
-            return dict(self.store.get_json(drift_key(pipeline, LATEST)))
-        except (NotFound, TransientError):
-            return None
+
+class LiveCollector(LatestReports):
+    """The latest live-metric report of each pipeline served (services/watcher/live.py)."""
+
+    def key(self, pipeline: str) -> str:
+        """The latest live-metric report."""
+        return live_key(pipeline, LATEST)
+
+    def samples(self, reports: dict[str, dict]) -> Iterator[Metric]:
+        """One sample per pipeline, version and metric available, and the rows labelled."""
+        gauge = GaugeMetricFamily(
+            "cauce_live_metric",
+            "A version's metric on the logged requests that got ground truth, in the latest "
+            "live-metric report (the test split's value is in the model's metadata).",
+            labels=["pipeline", "version", "metric"],
+        )
+        rows = GaugeMetricFamily(
+            "cauce_live_labelled_rows",
+            "Logged rows with ground truth behind a version's live metrics.",
+            labels=list(LABELS),
+        )
+        for pipeline, report in sorted(reports.items()):
+            for version, entry in report.get("versions", {}).items():
+                rows.add_metric([pipeline, version], entry.get("rows", 0))
+                for metric, value in (entry.get("live") or {}).items():
+                    if value is not None:
+                        gauge.add_metric([pipeline, version, metric], value)
+        yield from (gauge, rows)
 
 
 class ServeMetrics:
@@ -106,7 +155,9 @@ class ServeMetrics:
     def __init__(self, cache: ModelCache, store: Store | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.models = ModelsCollector(cache)
-        self.drift = DriftCollector(cache, store) if store is not None else None
+        self.reports = (
+            [DriftCollector(cache, store), LiveCollector(cache, store)] if store is not None else []
+        )
         self.requests = Counter(
             "cauce_serve_requests",
             "Prediction requests answered, by model, version and HTTP status.",
@@ -155,6 +206,6 @@ class ServeMetrics:
             MultiProcessCollector(registry)
         registry_models = CollectorRegistry()
         registry_models.register(self.models)
-        if self.drift is not None:
-            registry_models.register(self.drift)
+        for reports in self.reports:
+            registry_models.register(reports)
         return generate_latest(registry) + generate_latest(registry_models), CONTENT_TYPE_LATEST

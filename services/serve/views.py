@@ -1,16 +1,18 @@
 """Thin HTTP views of everything but predictions (services/serve/invoke.py answers those):
-model metadata and readiness, listings, metrics and health."""
+model metadata and readiness, listings, ground truth, metrics and health."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, g, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from services.serve import v2
+from services.serve.feedback import parse_feedback, store_feedback
 from services.serve.invoke import pinned
 from services.serve.metrics import ServeMetrics
 from services.serve.models import LoadedModel, ModelCache
+from shared.errors import RequestError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,22 @@ def model_ready(pipeline: str) -> Response:
     """OIP model readiness: 200 when loaded, 404 naming the pipeline otherwise."""
     model = _pinned(pipeline)
     return jsonify({"name": model.pipeline, "version": str(model.version), "ready": True})
+
+
+@bp.post("/v2/models/<pipeline>/feedback")
+def feedback(pipeline: str) -> Response:
+    """Store the true labels (or values) of logged requests, for the live metrics."""
+    model = _pinned(pipeline)
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise RequestError('the body must be JSON: {"feedback": [...]}', field="body")
+    rows = parse_feedback(body, task=model.task)
+    try:
+        store_feedback(_cache().store, model.pipeline, rows)
+    except TransientError as exc:
+        raise RequestError(f"the feedback was not stored: {exc}", status=503) from None
+    requests = len({row["request_id"] for row in rows})
+    return jsonify({"pipeline": model.pipeline, "rows": len(rows), "requests": requests})
 
 
 @bp.get("/v2/models")

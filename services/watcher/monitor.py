@@ -5,11 +5,11 @@ version that answered them (its reference.json, written at deploy), and writes a
 The window is the version's `monitoring.window_hours`; a feature whose population stability
 index passes `monitoring.drift_threshold` is flagged in the report and raised as an alert.
 Versions with fewer than MIN_ROWS logged rows in the window are reported without an index.
+The same thread checks the live metrics from ground truth (services/watcher/live.py).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from collections.abc import Callable
@@ -18,11 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from shared.alerts import drift_detected
+from services.watcher.live import check_live_metrics
+from services.watcher.served import recent_log, version_record, window_hours
+from shared.alerts import drift_detected, metric_below_threshold
 from shared.config import Settings
 from shared.drift import DEFAULT_THRESHOLD, feature_drift, psi, shares
 from shared.errors import NotFound
-from shared.layout import LATEST, drift_key, prediction_log_prefix, version_key
+from shared.layout import LATEST, drift_key, version_key
 from shared.registry import list_pipelines
 from shared.storage import Store
 
@@ -31,23 +33,6 @@ log = logging.getLogger(__name__)
 MIN_ROWS = 50  # fewer logged rows than this give shares too coarse to compare
 INPUT = "input."  # the log's input columns (services/serve/capture.py)
 Flagged = Callable[[str, int, str, float, float], None]  # pipeline, version, feature, value, limit
-
-
-def recent_log(store: Store, pipeline: str, *, since: datetime, until: datetime) -> pd.DataFrame:
-    """The logged rows of `pipeline` written from `since` to `until` (the day folders between)."""
-    parts = []
-    day = since.date()
-    while day <= until.date():
-        prefix = prediction_log_prefix(pipeline, day.isoformat())
-        parts += [
-            pd.read_parquet(io.BytesIO(store.get_bytes(item.key)))
-            for item in store.list_objects(prefix)
-        ]
-        day += timedelta(days=1)
-    if not parts:
-        return pd.DataFrame()
-    rows = pd.concat(parts, ignore_index=True)
-    return rows[(rows["time"] >= since) & (rows["time"] <= until)]
 
 
 def version_drift(baseline: dict[str, Any], rows: pd.DataFrame) -> dict[str, float]:
@@ -67,7 +52,7 @@ def drift_report(store: Store, pipeline: str, *, now: datetime) -> dict[str, Any
     """The drift of each version that answered `pipeline`'s logged requests in its window;
     None when nothing was logged."""
     versions: dict[str, Any] = {}
-    window = _window(store, pipeline)
+    window = window_hours(store, pipeline)
     rows = recent_log(store, pipeline, since=now - timedelta(hours=window), until=now)
     if rows.empty:
         return None
@@ -95,18 +80,8 @@ def drift_report(store: Store, pipeline: str, *, now: datetime) -> dict[str, Any
     }
 
 
-def _window(store: Store, pipeline: str) -> float:
-    from shared.registry import get_alias
-
-    pointer = get_alias(store, pipeline)
-    if pointer is None:
-        return 24.0
-    record, _ = _version(store, pipeline, int(pointer["version"]))
-    return float((record.get("monitoring") or {}).get("window_hours", 24.0))
-
-
 def _version(store: Store, pipeline: str, version: int) -> tuple[dict[str, Any], Any]:
-    record = dict(store.get_json(version_key(pipeline, version)))
+    record = version_record(store, pipeline, version)
     try:
         baseline = store.get_json(version_key(pipeline, version, "reference.json"))
     except NotFound:
@@ -148,8 +123,9 @@ def check_drift(
 def start_monitoring(
     settings: Settings, stop: threading.Event, *, active: Callable[[], bool]
 ) -> threading.Thread:
-    """Check drift every CAUCE_MONITOR_SECONDS on a daemon thread, while `active` (this watcher
-    holds the lock) says so; drift over a threshold raises an alert."""
+    """Check drift and live metrics every CAUCE_MONITOR_SECONDS on a daemon thread, while
+    `active` (this watcher holds the lock) says so; drift over a threshold, or a live metric
+    worse than one, raises an alert."""
 
     def flagged(pipeline: str, version: int, feature: str, value: float, limit: float) -> None:
         drift_detected(
@@ -161,14 +137,33 @@ def start_monitoring(
             threshold=limit,
         )
 
+    def below(
+        pipeline: str, version: int, metric: str, value: float, limit: float, details: dict
+    ) -> None:
+        metric_below_threshold(
+            settings.broker_url,
+            pipeline=pipeline,
+            version=version,
+            metric=metric,
+            value=value,
+            threshold=limit,
+            details=details,
+        )
+
+    checks: list[tuple[str, Callable[[Store], int]]] = [
+        ("drift", lambda store: check_drift(store, flagged=flagged)),
+        ("live metrics", lambda store: check_live_metrics(store, flagged=below)),
+    ]
+
     def run() -> None:
         store = Store.from_settings(settings)
         while not stop.wait(settings.monitor_seconds):
-            try:
-                if active():
-                    check_drift(store, flagged=flagged)
-            except Exception:  # the next round tries again; scans and runs go on meanwhile
-                log.exception("drift check failed")
+            for name, check in checks:
+                try:
+                    if active():
+                        check(store)
+                except Exception:  # the next round tries again; scans and runs go on meanwhile
+                    log.exception("%s check failed", name)
 
     thread = threading.Thread(target=run, name="cauce-monitor", daemon=True)
     thread.start()

@@ -1,5 +1,6 @@
-"""Monitoring through the whole loop: the served model's requests are logged, and the watcher
-reports the drift of shifted traffic against the training data of the version that served it."""
+"""Monitoring through the whole loop: the served model's requests are logged, the watcher
+reports the drift of shifted traffic against the training data of the version that served it,
+and ground truth sent for logged requests turns into that version's live metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import requests
 
 from shared.errors import NotFound
-from shared.layout import drift_key
+from shared.layout import LATEST, drift_key, feedback_prefix, live_key
 from tests.datasets import cancer_frame
 from tests.e2e.browser import chromium, find, screenshot
 from tests.e2e.conftest import Stack, running_stack
@@ -19,6 +20,10 @@ from tests.e2e.helpers import run_for, wait_run, wait_served
 SPEC = b"""target: diagnosis
 models: [{estimator: logistic_regression}]
 monitoring: {sample: 1.0, window_hours: 1, drift_threshold: 0.2}
+"""
+LABELLED = b"""target: diagnosis
+models: [{estimator: logistic_regression}]
+monitoring: {sample: 1.0, window_hours: 1, live_threshold: 0.99}
 """
 
 
@@ -89,3 +94,65 @@ def test_shifted_traffic_is_reported_as_drift_of_the_version_that_served_it(
         assert "over the threshold" in first.text
         assert "The worst features over time" in find(browser, ".plots").text
         screenshot(browser, "console-drift")
+
+
+def wait_live(stack: Stack, version: int, rows: int) -> dict:
+    """The latest live-metric report once `version` has `rows` labelled rows (within 60 s)."""
+    deadline, report = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        try:
+            report = stack.store.get_json(live_key("labelled", LATEST))
+        except NotFound:
+            report = None
+        if report and report["versions"].get(str(version), {}).get("rows") == rows:
+            return dict(report)
+        time.sleep(0.5)
+    raise AssertionError(f"no live-metric report of {rows} rows within 60 s (last: {report})")
+
+
+def test_ground_truth_turns_into_the_live_metrics_of_the_version_that_answered(
+    watched: Stack,
+) -> None:
+    frame = cancer_frame()
+    watched.store.put_bytes("pipelines/labelled.yaml", LABELLED)
+    watched.store.put_bytes("incoming/labelled/data.csv", frame.to_csv(index=False).encode())
+    run = wait_run(watched.store, run_for(watched.store, "incoming/labelled/data.csv"))
+    assert run["state"] == "succeeded", run["error"]
+    version = run["model_version"]
+    served = wait_served(watched.settings.serve_url, "labelled", version)
+
+    rows = frame.sample(n=60, random_state=5)
+    truth = rows["diagnosis"].tolist()
+    predicted: list[str] = []
+    for i in range(6):
+        batch = rows.drop(columns=["diagnosis"]).iloc[i * 10 : i * 10 + 10]
+        answer = requests.post(
+            f"{watched.settings.serve_url}/invocations/labelled",
+            json={"instances": batch.to_dict(orient="records")},
+            headers={"X-Request-Id": f"lab-{i}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        predicted += answer.json()["predictions"]
+    # three requests labelled through the service, three by a CSV file dropped in the bucket
+    items = [{"request_id": f"lab-{i}", "labels": truth[i * 10 : i * 10 + 10]} for i in range(3)]
+    posted = requests.post(
+        f"{watched.settings.serve_url}/v2/models/labelled/feedback",
+        json={"feedback": items},
+        timeout=10,
+    )
+    assert posted.status_code == 200, posted.text
+    csv = "request_id,row,label\n" + "".join(
+        f"lab-{i // 10},{i % 10},{truth[i]}\n" for i in range(30, 60)
+    )
+    watched.store.put_bytes(f"{feedback_prefix('labelled')}truth.csv", csv.encode())
+
+    entry = wait_live(watched, version, 60)["versions"][str(version)]
+    accuracy = sum(p == t for p, t in zip(predicted, truth, strict=True)) / 60
+    assert entry["live"]["accuracy"] == pytest.approx(accuracy)
+    assert entry["test"]["accuracy"] == served["metrics"]["accuracy"]
+    assert entry["below"] == (entry["live"][entry["metric"]] < 0.99)
+    scraped = requests.get(f"{watched.settings.serve_url}/metrics", timeout=10).text
+    gauge = f'cauce_live_metric{{metric="accuracy",pipeline="labelled",version="{version}"}}'
+    (line,) = [m for m in scraped.splitlines() if m.startswith(gauge)]
+    assert float(line.split()[-1]) == pytest.approx(accuracy)

@@ -147,3 +147,12 @@ def test_quarantine_datasets_cache_and_predictions_keep_their_keys() -> None:
         layout.job_key("iris", "01JOB", "rows.predictions.csv")
         == "predictions/iris/01JOB/rows.predictions.csv"
     )
+
+
+def test_live_reports_and_ground_truth_keep_their_keys() -> None:
+    assert layout.live_key("churn", "latest") == "monitoring/churn/live/latest.json"
+    assert layout.feedback_prefix("churn") == "feedback/churn/"
+    assert (
+        layout.feedback_key("churn", "2026-11-28", "120000-ab12")
+        == "feedback/churn/2026-11-28/120000-ab12.jsonl"
+    )
