@@ -20,7 +20,9 @@ Each is split once (80/20, stratified for classes, a fixed seed), and the same r
   candidates and search, `tuning.budget_seconds` (cauce's default for the table unless
   `--budget`) and `refit: all` (the served model fitted on every row it was given, as FLAML's),
   from the upload to the deployed model, then scored from the prediction service's answers to
-  the test rows (`POST /invocations/<pipeline>`).
+  the test rows (`POST /invocations/<pipeline>`). `--estimators default,lightgbm` lists the
+  candidates in the spec instead (`default`: the task's default candidates; a name the task has
+  no such estimator for is left out).
 
 Scores are accuracy for classes and r2 for regression (higher is better). It prints a table and
 last the line `quality vs flaml: cauce better on W, within 0.005 on T, worse on L of N tables;
@@ -62,6 +64,7 @@ from bench.stack import local_stack, machine, peer_venv
 from services.train.budget import default_budget
 from shared.client.submit import await_run_id, submit_file, wait_for_run
 from shared.layout import spec_key
+from shared.spec import DEFAULT_ESTIMATORS, ESTIMATORS
 from shared.storage import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +192,18 @@ task: {task}
 metric: {metric}
 tuning: {{budget_seconds: {budget}{tuning}}}
 refit: all
-"""
+{models}"""
+
+
+def candidates(estimators: str, task: str) -> list[str]:
+    """The candidates `--estimators` names for `task`, in its order: `default` stands for the
+    task's default candidates, and a name `task` has no estimator for is left out."""
+    names: list[str] = []
+    for name in (n.strip() for n in estimators.split(",") if n.strip()):
+        for one in DEFAULT_ESTIMATORS[task] if name == "default" else (name,):
+            if one in ESTIMATORS[task] and one not in names:
+                names.append(one)
+    return names
 
 
 def served_predictions(url: str, pipeline: str, version: int, rows: pd.DataFrame) -> list[Any]:
@@ -206,7 +220,8 @@ def served_predictions(url: str, pipeline: str, version: int, rows: pd.DataFrame
         answer = requests.post(
             f"{url}/invocations/{pipeline}", json={"dataframe_split": chunk}, timeout=60
         )
-        answer.raise_for_status()
+        if not answer.ok:  # the service's message says why (the model, a column)
+            raise RuntimeError(f"{pipeline}: {answer.status_code} {answer.text[:500]}")
         predictions += answer.json()["predictions"]
     return predictions
 
@@ -219,14 +234,17 @@ def run_cauce(
     test: pd.DataFrame,
     budget: float,
     tuning: str = "",
+    estimators: str = "",
 ) -> dict[str, Any]:
     pipeline = f"quality-{table.name}".lower()
+    names = candidates(estimators, table.task) if estimators else []
     spec = SPEC.format(
         target=table.target,
         task=table.task,
         metric=table.metric,
         budget=budget,
         tuning=f", {tuning}" if tuning else "",
+        models="models:\n" + "".join(f"  - estimator: {n}\n" for n in names) if names else "",
     )
     store.put_bytes(spec_key(pipeline), spec.encode())
     started = time.perf_counter()
@@ -286,6 +304,11 @@ def main() -> None:
         default="",
         help="more of cauce's tuning spec, e.g. 'trials: auto, sampler: tpe'",
     )
+    parser.add_argument(
+        "--estimators",
+        default="",
+        help="cauce's candidates, comma-separated, e.g. 'default,lightgbm' (default: the spec's)",
+    )
     args = parser.parse_args()
     chosen = [
         t for t in tables(args.with_1m) if not args.tables or t.name in args.tables.split(",")
@@ -294,6 +317,7 @@ def main() -> None:
     print(
         f"cauce's tuning: budget_seconds{', ' + args.tuning if args.tuning else ''} (else defaults)"
     )
+    print(f"cauce's candidates: {args.estimators or 'the defaults'}")
     WORKDIR.mkdir(parents=True, exist_ok=True)
     flaml_venv()
     results: list[dict[str, Any]] = []
@@ -316,7 +340,14 @@ def main() -> None:
                 "hgb": default_hgb(table, train, test),
                 "flaml": run_flaml(table, train_csv, test_csv, budget),
                 "cauce": run_cauce(
-                    store, settings.serve_url, table, train_csv, test, budget, args.tuning
+                    store,
+                    settings.serve_url,
+                    table,
+                    train_csv,
+                    test,
+                    budget,
+                    args.tuning,
+                    args.estimators,
                 ),
             }
             ours, theirs = row["cauce"].pop("predicted"), row["hgb"].pop("predicted")

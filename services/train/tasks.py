@@ -25,6 +25,7 @@ from services.train.training import (
     join_model,
     make_estimator,
     plan_trials,
+    refit_params,
     run_trial,
     selection_method,
 )
@@ -293,7 +294,8 @@ def claim_selection(ctx: StageContext, task_id: str) -> bool:
 def _best_model(ctx: StageContext, best: dict[str, Any], data: TrialData) -> tuple[Any, Any]:
     """The best trial's estimator joined to the transformer, and the training targets: the one
     this process fitted in that trial when it ran it (the same data, parameters and seed give
-    the same model), else refitted on the training split."""
+    the same model), else refitted on the training split (with the trees the trial kept when it
+    stopped early: `refit_params`)."""
     kept = data.take(ctx.run_id, best["index"])
     if kept is not None:
         estimator, splits = kept
@@ -306,7 +308,7 @@ def _best_model(ctx: StageContext, best: dict[str, Any], data: TrialData) -> tup
         transformer=transformer,
         task=spec.task,
         estimator=best["estimator"],
-        params=best["params"],
+        params=refit_params(best),
         X=part.drop(columns=[spec.target]),
         y=part[spec.target],
     )
@@ -365,7 +367,9 @@ def _blend(
     members = [
         (
             library[p],
-            make_estimator(spec.task, library[p]["estimator"], library[p]["params"], len(y_train)),
+            make_estimator(
+                spec.task, library[p]["estimator"], refit_params(library[p]), len(y_train)
+            ),
             count / total,
         )
         for p, count in sorted(picks.items(), key=lambda pick: -pick[1])
@@ -379,7 +383,7 @@ def _blend(
         {
             "trial": t["index"],
             "estimator": t["estimator"],
-            "params": t["params"],
+            "params": refit_params(t),
             "weight": round(w, 4),
         }
         for t, _, w in members
@@ -408,7 +412,7 @@ def select(ctx: StageContext, *, task_id: str, data: TrialData | None = None) ->
     results = load_results(ctx, count)
     ctx.store.put_json(ctx.key("trials.json"), results)
     best = best_trial(results, spec.metric)
-    chosen = Best(estimator=best["estimator"], params=best["params"], score=best["score"])
+    chosen = Best(estimator=best["estimator"], params=refit_params(best), score=best["score"])
     data = data or TrialData()
     started = time.perf_counter()
     blended = None

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from services.train.budget import TrialStopped, time_limit
@@ -261,6 +262,72 @@ def size_settings(name: str, rows: int | None) -> dict[str, Any]:
     return {}
 
 
+# LightGBM's early stopping, from BOOSTING_EARLY_STOP_ROWS training rows: a seeded tenth of a
+# trial's rows is held out as its eval set, and it stops adding trees when 10 rounds in a row
+# do not improve its loss there. A trial that sets n_estimators keeps it as the cap (the search
+# still chooses it); one that does not (the defaults) gets LIGHTGBM_MAX_TREES.
+LIGHTGBM_HELD_OUT = 0.1
+LIGHTGBM_STOPPING_ROUNDS = 10
+LIGHTGBM_MAX_TREES = 1000
+
+
+def _fit(
+    model: BaseEstimator,
+    *,
+    task: str,
+    estimator: str,
+    params: dict[str, Any],
+    X: Any,
+    y: Any,
+    seed: int,
+    stop_rows: int,
+) -> int | None:
+    """Fit `model` on X, y; LightGBM on more than `stop_rows` rows stops early on its held-out
+    rows instead (fitted on the others), and the trees it kept, its best iteration, are returned."""
+    classify = task == "classification"
+    stops = estimator == "lightgbm" and len(y) > stop_rows
+    # The held-out rows are stratified, so that they hold no class the fitted rows lack: a class
+    # of one row cannot be, and the model then fits every row without stopping early.
+    if stops and classify:
+        stops = bool(pd.Series(np.asarray(y)).value_counts().min() > 1)
+    if not stops:
+        model.fit(X, y)
+        return None
+    import lightgbm
+
+    fit_rows, held = train_test_split(
+        np.arange(len(y)),
+        test_size=LIGHTGBM_HELD_OUT,
+        random_state=seed,
+        stratify=np.asarray(y) if classify else None,
+    )
+    if "n_estimators" not in params:
+        model.set_params(n_estimators=LIGHTGBM_MAX_TREES)
+    with warnings.catch_warnings():
+        # lightgbm 4.7 deprecates eval_set for eval_X and eval_y, but its classifier encodes
+        # the labels of eval_set only (text labels in eval_y fail).
+        warnings.filterwarnings("ignore", message="The argument 'eval_set' is deprecated")
+        model.fit(
+            _rows(X, fit_rows),
+            _rows(y, fit_rows),
+            eval_set=[(_rows(X, held), _rows(y, held))],
+            callbacks=[lightgbm.early_stopping(LIGHTGBM_STOPPING_ROUNDS, verbose=False)],
+        )
+    return int(model.best_iteration_) or int(model.n_estimators)
+
+
+def _rows(data: Any, rows: np.ndarray) -> Any:
+    return data.iloc[rows] if hasattr(data, "iloc") else data[rows]
+
+
+def refit_params(trial: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that refit `trial`'s estimator on every training row: its own, with the
+    trees it kept when it stopped early (`best_iteration`) as n_estimators."""
+    if trial.get("best_iteration") is None:
+        return dict(trial["params"])
+    return {**trial["params"], "n_estimators": int(trial["best_iteration"])}
+
+
 def make_estimator(
     task: str, name: str, params: dict[str, Any], rows: int | None = None
 ) -> BaseEstimator:
@@ -349,14 +416,25 @@ def _cross_validate(
     seed: int,
     metric: str,
     classes: Sequence[Any] | None,
-) -> tuple[list[float], np.ndarray]:
-    """The trial's score on each fold, fitted on the others, and its out-of-fold predictions
-    (each row predicted by the model that did not see it)."""
-    scores, out_of_fold = [], None
+    stop_rows: int = BOOSTING_EARLY_STOP_ROWS,
+) -> tuple[list[float], np.ndarray, list[int]]:
+    """The trial's score on each fold, fitted on the others, its out-of-fold predictions
+    (each row predicted by the model that did not see it), and the trees each fold's model kept
+    when it stopped early (`_fit`; none when it did not)."""
+    scores, out_of_fold, kept = [], None, []
     for fit_rows, score_rows in cv_folds(task=task, folds=folds, seed=seed, X=X, y=y):
-        model = make_estimator(task, estimator, params, len(fit_rows)).fit(
-            X[fit_rows], y.iloc[fit_rows]
+        model = make_estimator(task, estimator, params, len(fit_rows))
+        trees = _fit(
+            model,
+            task=task,
+            estimator=estimator,
+            params=params,
+            X=X[fit_rows],
+            y=y.iloc[fit_rows],
+            seed=seed,
+            stop_rows=stop_rows,
         )
+        kept += [] if trees is None else [trees]
         scores.append(
             _trial_score(
                 model, X_val=X[score_rows], y_val=y.iloc[score_rows], metric=metric, classes=classes
@@ -367,7 +445,7 @@ def _cross_validate(
             out_of_fold = np.zeros((len(y), *predicted.shape[1:]))
         out_of_fold[score_rows] = predicted
     assert out_of_fold is not None  # folds >= 2
-    return scores, out_of_fold
+    return scores, out_of_fold, kept
 
 
 def run_trial(
@@ -386,22 +464,27 @@ def run_trial(
     limit: float | None = None,
     folds: int | None = None,
     seed: int = 0,
+    stop_rows: int = BOOSTING_EARLY_STOP_ROWS,
 ) -> dict[str, Any]:
     """Fit and score one candidate on transformed features; a failed fit is recorded, not raised.
     `on_fitted` receives the fitted estimator and its score when the trial succeeds, and
     `on_predictions` the predictions it was scored on (`predictions`: out of fold under `folds`,
     else on the validation rows). A trial still fitting after `limit` seconds is stopped and
     recorded as stopped. With `folds`, the training and validation rows together are
-    cross-validated: the score is the folds' mean, and each fold's score is recorded."""
+    cross-validated: the score is the folds' mean, and each fold's score is recorded. LightGBM
+    on more than `stop_rows` rows stops early (`_fit`): the trees it kept are recorded as
+    `best_iteration` (the folds' mean under `folds`), which `refit_params` hands to the refit,
+    and its model, fitted on part of the rows, is not handed to `on_fitted`."""
     started = time.perf_counter()
     result: dict[str, Any] = {"estimator": estimator, "params": dict(params)}
     predicted: np.ndarray | None = None
+    trees: int | None = None
     try:
         # A parameter the estimator refuses fails the trial.
         model = make_estimator(task, estimator, params, len(y_train))
         with time_limit(limit):
             if folds:
-                scores, predicted = _cross_validate(
+                scores, predicted, kept = _cross_validate(
                     task=task,
                     estimator=estimator,
                     params=params,
@@ -411,18 +494,31 @@ def run_trial(
                     seed=seed,
                     metric=metric,
                     classes=classes,
+                    stop_rows=stop_rows,
                 )
                 result["fold_scores"] = scores
                 value = float(np.mean(scores))
+                trees = round(float(np.mean(kept))) if kept else None
             else:
-                model.fit(X_train, y_train)
+                trees = _fit(
+                    model,
+                    task=task,
+                    estimator=estimator,
+                    params=params,
+                    X=X_train,
+                    y=y_train,
+                    seed=seed,
+                    stop_rows=stop_rows,
+                )
                 value = _trial_score(
                     model, X_val=X_val, y_val=y_val, metric=metric, classes=classes
                 )
                 if on_predictions is not None:
                     predicted = predictions(model, X_val, classes)
         result.update(score=value, state="succeeded", error=None)
-        if on_fitted is not None and not folds:
+        if trees is not None:
+            result["best_iteration"] = trees
+        if on_fitted is not None and not folds and trees is None:
             on_fitted(model, value)
     except TrialStopped as exc:
         result.update(score=None, state="stopped", error=str(exc))

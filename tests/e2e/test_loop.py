@@ -82,7 +82,7 @@ def test_submit_classification_through_the_cli(stack: Stack, tmp_path: Path) -> 
     assert version["fitted_on"]["rows"] == splits["train"] + splits["validation"]
     assert version["metrics"]["accuracy"] == run["metrics"]["accuracy"]
 
-    # 569 rows, the default search and `ensemble: auto`: 12 trials cross-validated, each keeping
+    # 569 rows, the default search and `ensemble: auto`: 16 trials cross-validated, each keeping
     # its out-of-fold probabilities, and the served model a blend of the best of them.
     run_id = run["run_id"]
     plan = stack.store.get_json(f"runs/{run_id}/train/plan.json")
