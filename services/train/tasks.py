@@ -45,6 +45,7 @@ from shared.layout import trial_key
 from shared.messages import RunStage, RunTrial
 from shared.messaging import send
 from shared.outcome import Failure, TaskLike, settle
+from shared.plugins import used_by
 from shared.results import Best, Planned, StageStatus, Trained
 from shared.scoring import METRICS
 from shared.spec import AUTO_TRIALS
@@ -63,6 +64,8 @@ def cache_inputs(ctx: StageContext) -> dict[str, Any]:
         "preprocess": ctx.upstream("preprocess").cache_key,
         "spec": spec.model_dump(include={"target", "task", "metric", "models", "tuning"}),
         "seed": spec.split.seed,
+        # the plugin estimators' packages and versions: new plugin code searches again
+        "plugins": [p for p in used_by(spec) if p["kind"] == "estimator"],
     }
 
 

@@ -26,6 +26,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from services.train.budget import TrialStopped, time_limit
+from shared import plugins
 from shared.errors import DataError, SpecError
 from shared.scoring import align_proba, get_metric, is_better, score
 from shared.spec import MAX_TRIALS
@@ -118,9 +119,30 @@ def default_candidates(task: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _candidates(task: str) -> dict[str, Candidate]:
+    """The built-in candidates for `task` and the installed plugins' estimators for it."""
     if task not in CANDIDATES:
         raise SpecError(f"task must be one of {', '.join(CANDIDATES)}, got {task!r}", field="task")
-    return CANDIDATES[task]
+    return {**CANDIDATES[task], **_plugin_candidates(task)}
+
+
+def _plugin_candidates(task: str) -> dict[str, Candidate]:
+    found = {}
+    for name, plugin in plugins.installed()["estimator"].items():
+        declared = plugin.declared
+        if isinstance(declared, plugins.Estimator) and task in declared.tasks:
+            found[name] = Candidate(
+                _plugin_factory(declared, task), dict(declared.fixed), dict(declared.space)
+            )
+    return found
+
+
+def _plugin_factory(declared: plugins.Estimator, task: str) -> Callable[..., BaseEstimator]:
+    """A plugin estimator for `task` as a candidate's factory: its build, then the settings."""
+
+    def factory(**params: Any) -> BaseEstimator:
+        return declared.build(task).set_params(**params)
+
+    return factory
 
 
 def _check_range(name: str, kind: str, bounds: Any) -> tuple[float, float]:
