@@ -173,7 +173,7 @@ class ModelCache:
         """Load each production version not loaded yet; on error keep the old model."""
         with self._refresh_lock:
             try:
-                wanted = self._wanted()
+                wanted = self._wanted(held=self._models)
             except CauceError as exc:
                 log.warning("model refresh could not read the registry: %s", exc)
                 self._reachable = False
@@ -238,10 +238,13 @@ class ModelCache:
         last = self._looked_up.get(pipeline)
         return last is not None and time.monotonic() - last < RECHECK_SECONDS
 
-    def _wanted(self) -> dict[str, int]:
-        """Each pipeline's production version, read from its alias."""
+    def _wanted(self, held: dict[str, LoadedModel]) -> dict[str, int]:
+        """Each pipeline's production version, read from its alias. A pipeline this worker
+        `held` but the listing left out is looked up by name: a listing can miss a pipeline
+        whose first objects were written a moment ago, and dropping its model for that
+        answered 404s until the next poll."""
         wanted: dict[str, int] = {}
-        for pipeline in list_pipelines(self.store):
+        for pipeline in {*list_pipelines(self.store), *held}:
             pointer = get_alias(self.store, pipeline, "production")
             if pointer is not None:
                 wanted[pipeline] = int(pointer["version"])
