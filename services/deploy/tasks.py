@@ -17,6 +17,7 @@ from shared.alerts import model_promoted
 from shared.artifacts import dump_model, load_model, plugins_needed
 from shared.context import StageContext
 from shared.drift import reference
+from shared.errors import NotFound
 from shared.plugins import register_converters, without_converter
 from shared.registry import move_alias, register_version, serving_runtime
 from shared.results import Deployed
@@ -56,7 +57,9 @@ def deploy(ctx: StageContext) -> Deployed:
     onnx, meta["onnx"] = export(ctx, served, meta, rows)
     meta.update(serving_runtime(meta))
     files = {ONNX_FILE: onnx} if onnx is not None else {}
-    files[REFERENCE_FILE] = drift_baseline(ctx, served, rows)
+    baseline = drift_baseline(ctx, served, rows)
+    if baseline is not None:
+        files[REFERENCE_FILE] = baseline
     record = register_version(
         ctx.store,
         ctx.pipeline,
@@ -100,10 +103,17 @@ def test_rows(ctx: StageContext, inputs: list[dict[str, str]]) -> pd.DataFrame:
     return pd.read_parquet(body, columns=[column["name"] for column in inputs]).head(MAX_CHECK_ROWS)
 
 
-def drift_baseline(ctx: StageContext, served: Any, rows: pd.DataFrame) -> bytes:
+def drift_baseline(ctx: StageContext, served: Any, rows: pd.DataFrame) -> bytes | None:
     """The training split's distributions (preprocess's reference) and the served model's
-    predictions on the test rows: what drift compares served traffic with."""
-    baseline = ctx.store.get_json(ctx.key(REFERENCE_FILE, "preprocess"))
+    predictions on the test rows: what drift compares served traffic with. None for a run
+    preprocessed before preprocess kept a reference: its version has no drift measured."""
+    try:
+        baseline = ctx.store.get_json(ctx.key(REFERENCE_FILE, "preprocess"))
+    except NotFound:
+        ctx.log.info(
+            "no %s from preprocess: drift is not measured for this version", REFERENCE_FILE
+        )
+        return None
     predicted = pd.DataFrame({"prediction": served.predict(rows)})
     baseline["prediction"] = reference(predicted)["features"]["prediction"]
     return json.dumps(baseline).encode()
