@@ -4,8 +4,9 @@ The serving benchmark's model (bench/serving_model.py) is trained three times th
 stack, as three pipelines that differ only in `monitoring.sample`: 0 (the log off), 0.1 (the
 default) and 1 (every request logged, the worst case). Each is loaded with one-row requests:
 sequential (one connection) and closed-loop at several connection counts, in turns (off, on,
-default, then again) so that the machine's drift over the run falls on all three alike; the
-median of the turns is reported. See docs/benchmarks.md, "The prediction log".
+default, then again) so that the machine's drift over the run falls on all three alike, each
+after the log has written what the one before gave it (the pipelines share the service's
+workers); the median of the turns is reported. See docs/benchmarks.md, "The prediction log".
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import os
 import platform
 import statistics
 import tempfile
+import time
 from pathlib import Path
+
+import requests
 
 from bench.load import wrk
 from bench.serving import deploy_through_cauce, wait_serving
@@ -24,6 +28,23 @@ from bench.stack import local_stack
 from shared.layout import prediction_log_prefix, spec_key
 
 SAMPLES = {"log off (sample 0)": 0.0, "every request (sample 1)": 1.0, "default (sample 0.1)": 0.1}
+
+
+def settle(metrics_url: str, timeout: float = 90.0) -> None:
+    """Wait until the service's prediction log has written (or dropped) what it was given: the
+    pipelines share the service's workers, and a backlog left by one would be written while the
+    next is measured."""
+    last, steady, deadline = None, 0, time.monotonic() + timeout
+    while steady < 3 and time.monotonic() < deadline:
+        text = requests.get(metrics_url, timeout=10).text
+        total = sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("cauce_prediction_log_rows_total")
+        )
+        steady = steady + 1 if total == last else 0
+        last = total
+        time.sleep(1)
 
 
 def main() -> None:
@@ -57,6 +78,7 @@ def main() -> None:
                     (wrk(url, one, connections=c, seconds=args.seconds) for c in args.connections),
                     key=lambda r: r.rps,
                 )
+                settle(f"{settings.serve_url}/metrics")
                 got = figures[name]
                 for key, value in (
                     ("sequential req/s", sequential.rps),
